@@ -1,0 +1,199 @@
+package units
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// StartTransient creates and starts a transient service and waits until its
+// start job finished: for a Type=notify service, until READY=1 arrived.
+//
+// A failed leftover of the same name is reset first; a running one is an
+// error wrapping ErrUnitActive. When the job fails the error is a *JobError
+// and the returned Unit still carries the InvocationID (for Journal); the
+// failed unit is left loaded so the caller can read it, and must be passed
+// to ResetFailed or Stop. When ctx ends first the unit may still be
+// starting: the caller must Stop it.
+func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (Unit, error) {
+	if u, err := m.Unit(ctx, name); err == nil {
+		if u.Running() {
+			return u, fmt.Errorf("start %s: %w (state %s)", name, ErrUnitActive, u.ActiveState)
+		}
+		if err := m.ResetFailed(ctx, name); err != nil {
+			return u, err
+		}
+	} else if !errors.Is(err, ErrNoSuchUnit) {
+		return Unit{}, err
+	}
+	props, err := spec.properties()
+	if err != nil {
+		return Unit{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	ch := make(chan string, 1)
+	err = m.do(ctx, func(c *sd.Conn) error {
+		_, err := c.StartTransientUnitContext(ctx, name, "fail", props, ch)
+		return err
+	})
+	if err != nil {
+		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
+	}
+	return m.wait(ctx, name, "start", ch)
+}
+
+// Start starts an existing unit and waits for its start job.
+func (m *Manager) Start(ctx context.Context, name string) (Unit, error) {
+	ch := make(chan string, 1)
+	err := m.do(ctx, func(c *sd.Conn) error {
+		_, err := c.StartUnitContext(ctx, name, "replace", ch)
+		return err
+	})
+	if err != nil {
+		return Unit{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	return m.wait(ctx, name, "start", ch)
+}
+
+// Stop stops a unit and waits until it is gone: SIGTERM, then SIGKILL after
+// its TimeoutStop. A unit that is not loaded is already stopped. The
+// returned Unit tells how it ended (Result "timeout" means it was killed).
+// A unit left failed by the stop is reset so its name can be reused.
+func (m *Manager) Stop(ctx context.Context, name string) (Unit, error) {
+	ch := make(chan string, 1)
+	err := m.do(ctx, func(c *sd.Conn) error {
+		_, err := c.StopUnitContext(ctx, name, "replace", ch)
+		return err
+	})
+	if isDBusError(err, "org.freedesktop.systemd1.NoSuchUnit") {
+		return Unit{Name: name, ActiveState: "inactive"}, nil
+	}
+	if err != nil {
+		return Unit{}, fmt.Errorf("stop %s: %w", name, err)
+	}
+	u, err := m.wait(ctx, name, "stop", ch)
+	if u.ActiveState == "failed" {
+		if rerr := m.ResetFailed(ctx, name); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return u, err
+}
+
+// wait blocks until the job for unit name finishes, trusting either the
+// JobRemoved signal or a re-query of the unit, whichever comes first.
+func (m *Manager) wait(ctx context.Context, name, job string, ch <-chan string) (Unit, error) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			u, _ := m.Unit(context.WithoutCancel(ctx), name) // best effort, for the caller's report
+			return u, fmt.Errorf("wait for %s job of %s: %w", job, name, ctx.Err())
+		case result := <-ch:
+			return m.finish(ctx, name, job, result)
+		case <-tick.C:
+			u, err := m.Unit(ctx, name)
+			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
+				continue // transient D-Bus trouble: keep waiting for the signal
+			}
+			if result := settled(u, job); result != "" {
+				return m.finish(ctx, name, job, result)
+			}
+		}
+	}
+}
+
+// settled infers a job's result from the unit state when its job is gone.
+func settled(u Unit, job string) string {
+	if u.Job != 0 {
+		return ""
+	}
+	switch {
+	case job == "start" && u.ActiveState == "active":
+		return "done"
+	case job == "start" && (u.ActiveState == "failed" || u.ActiveState == "inactive"):
+		return "failed"
+	case job == "stop" && (u.ActiveState == "inactive" || u.ActiveState == "failed"):
+		return "done"
+	}
+	return ""
+}
+
+func (m *Manager) finish(ctx context.Context, name, job, result string) (Unit, error) {
+	u, err := m.Unit(ctx, name)
+	if err != nil && !errors.Is(err, ErrNoSuchUnit) {
+		return u, err
+	}
+	if result == "done" && !(job == "start" && u.ActiveState == "failed") {
+		return u, nil
+	}
+	return u, &JobError{Unit: name, Job: job, Result: result, Exit: u.Exit(), ServiceResult: u.Result}
+}
+
+func unitFromProps(name string, p map[string]any) Unit {
+	u := Unit{Name: name}
+	u.LoadState, _ = p["LoadState"].(string)
+	u.ActiveState, _ = p["ActiveState"].(string)
+	u.SubState, _ = p["SubState"].(string)
+	u.Result, _ = p["Result"].(string)
+	if id, ok := p["InvocationID"].([]byte); ok && len(id) > 0 {
+		u.InvocationID = hex.EncodeToString(id)
+	}
+	if pid, ok := p["MainPID"].(uint32); ok {
+		u.MainPID = int(pid)
+	}
+	if ts, ok := p["ActiveEnterTimestamp"].(uint64); ok && ts > 0 {
+		u.Since = time.UnixMicro(int64(ts))
+	}
+	if j, ok := p["Job"].([]any); ok && len(j) == 2 {
+		u.Job, _ = j[0].(uint32)
+	}
+	u.ExecMainCode, _ = p["ExecMainCode"].(int32)
+	u.ExecMainStat, _ = p["ExecMainStatus"].(int32)
+	return u
+}
+
+func (s Spec) properties() ([]sd.Property, error) {
+	if len(s.ExecStart) == 0 {
+		return nil, errors.New("no command to run")
+	}
+	props := []sd.Property{
+		sd.PropDescription(s.Description),
+		sd.PropType("notify"),
+		sd.PropExecStart(s.ExecStart, true),
+		prop("KillMode", "mixed"),
+		prop("Environment", s.Environment),
+	}
+	if s.WorkingDirectory != "" {
+		props = append(props, prop("WorkingDirectory", s.WorkingDirectory))
+	}
+	if s.User != "" {
+		props = append(props, prop("User", s.User))
+	}
+	if s.TimeoutStart > 0 {
+		props = append(props, prop("TimeoutStartUSec", uint64(s.TimeoutStart.Microseconds())))
+	}
+	if s.TimeoutStop > 0 {
+		props = append(props, prop("TimeoutStopUSec", uint64(s.TimeoutStop.Microseconds())))
+	}
+	if s.NotifyAccessAll {
+		props = append(props, prop("NotifyAccess", "all"))
+	}
+	if len(s.LogExtraFields) > 0 {
+		fields := make([][]byte, len(s.LogExtraFields))
+		for i, f := range s.LogExtraFields {
+			fields[i] = []byte(f)
+		}
+		props = append(props, prop("LogExtraFields", fields))
+	}
+	return props, nil
+}
+
+func prop(name string, v any) sd.Property {
+	return sd.Property{Name: name, Value: dbus.MakeVariant(v)}
+}

@@ -1,0 +1,189 @@
+package units
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// pollInterval is how often waits re-query unit state in case the
+// job-completion signal was lost.
+const pollInterval = 250 * time.Millisecond
+
+// Manager talks to the system's service manager. It is safe for concurrent
+// use. Callers must Close it.
+type Manager struct {
+	mu   sync.Mutex // guards conn
+	conn *sd.Conn
+}
+
+// Dial connects to systemd: the system bus, or systemd's private socket
+// when the bus is unavailable and the caller is root.
+func Dial(ctx context.Context) (*Manager, error) {
+	conn, err := dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{conn: conn}, nil
+}
+
+func dial(ctx context.Context) (*sd.Conn, error) {
+	conn, err := sd.NewWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to systemd over D-Bus: %w", err)
+	}
+	// Without Subscribe systemd may not emit JobRemoved to this client.
+	if err := conn.Subscribe(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("subscribe to systemd signals: %w", err)
+	}
+	return conn, nil
+}
+
+// Close closes the D-Bus connection.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.conn.Close()
+	return nil
+}
+
+// do runs f on the connection, re-dialling once if the connection was
+// closed under it (systemd re-executed, dbus-daemon restarted).
+func (m *Manager) do(ctx context.Context, f func(*sd.Conn) error) error {
+	m.mu.Lock()
+	conn := m.conn
+	m.mu.Unlock()
+	err := f(conn)
+	if !errors.Is(err, dbus.ErrClosed) && conn.Connected() {
+		return err
+	}
+	m.mu.Lock()
+	if m.conn == conn {
+		fresh, derr := dial(ctx)
+		if derr != nil {
+			m.mu.Unlock()
+			return fmt.Errorf("%w (re-dial: %w)", err, derr)
+		}
+		conn.Close()
+		m.conn = fresh
+	}
+	conn = m.conn
+	m.mu.Unlock()
+	return f(conn)
+}
+
+// isDBusError reports whether err is a D-Bus error with the given name.
+func isDBusError(err error, name string) bool {
+	var de dbus.Error
+	if errors.As(err, &de) {
+		return de.Name == name
+	}
+	var dep *dbus.Error
+	return errors.As(err, &dep) && dep.Name == name
+}
+
+// Version returns systemd's major version, e.g. 252.
+func (m *Manager) Version(ctx context.Context) (int, error) {
+	var v string
+	err := m.do(ctx, func(c *sd.Conn) (err error) {
+		v, err = c.GetManagerProperty("Version")
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read systemd version: %w", err)
+	}
+	digits := regexp.MustCompile(`\d+`).FindString(v)
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0, fmt.Errorf("parse systemd version %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// Reload runs daemon-reload.
+func (m *Manager) Reload(ctx context.Context) error {
+	if err := m.do(ctx, func(c *sd.Conn) error { return c.ReloadContext(ctx) }); err != nil {
+		return fmt.Errorf("daemon-reload: %w", err)
+	}
+	return nil
+}
+
+// ResetFailed clears the failed state of a unit so that its name can be
+// reused. A unit that is not loaded or not failed is not an error.
+func (m *Manager) ResetFailed(ctx context.Context, name string) error {
+	err := m.do(ctx, func(c *sd.Conn) error { return c.ResetFailedUnitContext(ctx, name) })
+	if err == nil || isDBusError(err, "org.freedesktop.systemd1.NoSuchUnit") {
+		return nil
+	}
+	return fmt.Errorf("reset-failed %s: %w", name, err)
+}
+
+// Unit returns the current state of a unit, or an error wrapping
+// ErrNoSuchUnit when it is not loaded.
+func (m *Manager) Unit(ctx context.Context, name string) (Unit, error) {
+	var props map[string]any
+	err := m.do(ctx, func(c *sd.Conn) (err error) {
+		props, err = c.GetAllPropertiesContext(ctx, name)
+		return err
+	})
+	if err != nil {
+		return Unit{}, fmt.Errorf("read state of %s: %w", name, err)
+	}
+	u := unitFromProps(name, props)
+	if u.LoadState == "not-found" || (u.LoadState == "" && u.ActiveState == "") {
+		return u, fmt.Errorf("%s: %w", name, ErrNoSuchUnit)
+	}
+	return u, nil
+}
+
+// List returns the loaded units whose names match the glob pattern.
+func (m *Manager) List(ctx context.Context, pattern string) ([]Unit, error) {
+	var st []sd.UnitStatus
+	err := m.do(ctx, func(c *sd.Conn) (err error) {
+		st, err = c.ListUnitsByPatternsContext(ctx, nil, []string{pattern})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list units %s: %w", pattern, err)
+	}
+	out := make([]Unit, 0, len(st))
+	for _, s := range st {
+		u, err := m.Unit(ctx, s.Name)
+		if errors.Is(err, ErrNoSuchUnit) {
+			continue // gone since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Journal returns up to n of the last journal lines of one invocation of a
+// unit (its own output and what systemd logged about it), oldest first.
+func Journal(ctx context.Context, invocationID string, n int) ([]string, error) {
+	if invocationID == "" {
+		return nil, nil
+	}
+	out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "--quiet", "-o", "short-precise",
+		"-n", strconv.Itoa(n), "_SYSTEMD_INVOCATION_ID="+invocationID, "+", "INVOCATION_ID="+invocationID).Output()
+	if err != nil {
+		return nil, fmt.Errorf("read journal of invocation %s: %w", invocationID, err)
+	}
+	text := strings.TrimRight(string(out), "\n")
+	if text == "" {
+		return nil, nil
+	}
+	return strings.Split(text, "\n"), nil
+}

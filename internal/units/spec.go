@@ -1,0 +1,58 @@
+package units
+
+import (
+	"fmt"
+	"time"
+)
+
+// Spec describes a transient Type=notify service unit.
+//
+// The unit gets KillMode=mixed (SIGTERM to the main process, SIGKILL to
+// everything left after TimeoutStop) and no dependency on the unit that
+// started it: a crash of the caller must not stop its instances.
+type Spec struct {
+	Description      string
+	ExecStart        []string // absolute path first
+	Environment      []string // "KEY=value"
+	WorkingDirectory string
+	User             string        // empty: root
+	TimeoutStart     time.Duration // READY=1 must arrive within this; 0: systemd's default
+	TimeoutStop      time.Duration // SIGKILL after this; 0: systemd's default
+	// LogExtraFields are "FIELD=value" journal fields added to every line
+	// the unit logs (FIELD upper case, as journald requires).
+	LogExtraFields []string
+	// NotifyAccessAll lets any process of the unit send sd_notify messages
+	// (needed when the main process is replaced in place).
+	NotifyAccessAll bool
+}
+
+// Unit is a snapshot of a unit's state as systemd reports it.
+type Unit struct {
+	Name         string
+	LoadState    string // "loaded", "not-found", ...
+	ActiveState  string // "active", "activating", "deactivating", "inactive", "failed"
+	SubState     string // "running", "start", "stop-sigterm", "dead", ...
+	Result       string // service result: "success", "exit-code", "timeout", "signal", ...
+	InvocationID string // hex; changes on every start
+	MainPID      int
+	Since        time.Time // when it entered the active state; zero if never
+	Job          uint32    // queued job id, 0 if none
+	ExecMainCode int32     // 1 exited, 2 killed, 3 dumped (see waitid(2) CLD_*)
+	ExecMainStat int32     // exit status or signal number
+}
+
+// Running reports whether the unit is active or on its way there.
+func (u Unit) Running() bool {
+	return u.ActiveState == "active" || u.ActiveState == "activating" || u.ActiveState == "reloading"
+}
+
+// Exit describes how the main process ended, or "" if it has not.
+func (u Unit) Exit() string {
+	switch u.ExecMainCode {
+	case 1: // CLD_EXITED
+		return fmt.Sprintf("exited with status %d", u.ExecMainStat)
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return fmt.Sprintf("killed by signal %d", u.ExecMainStat)
+	}
+	return ""
+}

@@ -1,0 +1,167 @@
+package units_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/beamtest"
+	"github.com/beamdeploy/beamdeploy/internal/units"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary doubles as the service under test: with
+// BDTEST_SERVICE set it behaves as the service described there.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("BDTEST_SERVICE"); mode != "" {
+		os.Exit(service(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// service runs as a Type=notify service: "ready-after=D", "crash",
+// "no-ready", "ignore-term".
+func service(mode string) int {
+	switch {
+	case mode == "crash":
+		fmt.Fprintln(os.Stderr, "bdtest: crashing at start as asked")
+		return 3
+	case mode == "no-ready":
+		time.Sleep(time.Hour)
+	case mode == "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		notify("READY=1")
+		time.Sleep(time.Hour)
+	case strings.HasPrefix(mode, "ready-after="):
+		d, _ := time.ParseDuration(strings.TrimPrefix(mode, "ready-after="))
+		time.Sleep(d)
+		notify("READY=1")
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
+	}
+	return 0
+}
+
+func notify(state string) {
+	conn, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bdtest: notify:", err)
+		os.Exit(4)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte(state)) // the test sees a missing READY as a failure
+}
+
+func startService(t *testing.T, m *units.Manager, mode string, spec units.Spec) (string, units.Unit, error) {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	name := beamtest.UnitName(t, ".service")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = m.Stop(ctx, name)     // cleanup: the unit may be gone already
+		_ = m.ResetFailed(ctx, name) // cleanup
+	})
+	spec.Description = "beamdeploy test " + t.Name()
+	spec.ExecStart = []string{exe, "-test.run=^$"}
+	spec.Environment = append(spec.Environment, "BDTEST_SERVICE="+mode)
+	u, err := m.StartTransient(t.Context(), name, spec)
+	return name, u, err
+}
+
+func dial(t *testing.T) *units.Manager {
+	t.Helper()
+	beamtest.RequireSystemd(t)
+	m, err := units.Dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func TestSystemdStartWaitsForReady(t *testing.T) {
+	m := dial(t)
+	begin := time.Now()
+	_, u, err := startService(t, m, "ready-after=300ms", units.Spec{})
+	took := time.Since(begin)
+	require.NoError(t, err)
+	assert.Equal(t, "active", u.ActiveState)
+	assert.NotZero(t, u.MainPID)
+	assert.NotEmpty(t, u.InvocationID)
+	assert.GreaterOrEqual(t, took, 300*time.Millisecond, "returned before READY=1")
+}
+
+func TestSystemdStartCrashReportsExit(t *testing.T) {
+	m := dial(t)
+	name, u, err := startService(t, m, "crash", units.Spec{})
+	var je *units.JobError
+	require.ErrorAs(t, err, &je)
+	assert.ErrorIs(t, err, units.ErrJobFailed)
+	assert.Equal(t, "failed", je.Result)
+	assert.Equal(t, "exited with status 3", je.Exit)
+	require.NotEmpty(t, u.InvocationID)
+	var lines []string
+	require.Eventually(t, func() bool {
+		lines, _ = units.Journal(t.Context(), u.InvocationID, 20)
+		return strings.Contains(strings.Join(lines, "\n"), "crashing at start")
+	}, 3*time.Second, 50*time.Millisecond, "journal lines: %q", lines)
+
+	// The failed name is reusable at once.
+	require.NoError(t, m.ResetFailed(t.Context(), name))
+	exe, _ := os.Executable()
+	_, err = m.StartTransient(t.Context(), name, units.Spec{
+		ExecStart: []string{exe, "-test.run=^$"}, Environment: []string{"BDTEST_SERVICE=ready-after=0s"},
+	})
+	require.NoError(t, err)
+}
+
+func TestSystemdStartTimeoutWithoutReady(t *testing.T) {
+	m := dial(t)
+	begin := time.Now()
+	_, _, err := startService(t, m, "no-ready", units.Spec{TimeoutStart: time.Second})
+	var je *units.JobError
+	require.ErrorAs(t, err, &je)
+	assert.Equal(t, "timeout", je.ServiceResult)
+	assert.Less(t, time.Since(begin), 5*time.Second)
+}
+
+func TestSystemdStartRefusesRunningUnit(t *testing.T) {
+	m := dial(t)
+	name, _, err := startService(t, m, "ready-after=0s", units.Spec{})
+	require.NoError(t, err)
+	_, err = m.StartTransient(t.Context(), name, units.Spec{ExecStart: []string{"/bin/true"}})
+	require.ErrorIs(t, err, units.ErrUnitActive)
+}
+
+func TestSystemdStopKillsAfterTimeout(t *testing.T) {
+	m := dial(t)
+	name, _, err := startService(t, m, "ignore-term", units.Spec{TimeoutStop: time.Second})
+	require.NoError(t, err)
+	begin := time.Now()
+	u, err := m.Stop(t.Context(), name)
+	require.NoError(t, err)
+	assert.Equal(t, "timeout", u.Result)
+	assert.GreaterOrEqual(t, time.Since(begin), time.Second)
+	_, err = m.Unit(t.Context(), name)
+	require.ErrorIs(t, err, units.ErrNoSuchUnit, "stopped unit must be gone so the name can be reused")
+}
+
+func TestSystemdStopUnknownUnit(t *testing.T) {
+	m := dial(t)
+	_, err := m.Stop(t.Context(), beamtest.UnitName(t, ".service"))
+	require.NoError(t, err)
+}
+
+func TestSystemdVersion(t *testing.T) {
+	m := dial(t)
+	v, err := m.Version(t.Context())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, v, 240)
+}
