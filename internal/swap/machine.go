@@ -1,0 +1,193 @@
+package swap
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Options configure a Machine. The zero value of each field is usable.
+type Options struct {
+	Hooks Hooks
+	// Save persists state at every change of the active instance and at
+	// the end of every swap. An error before the new instance is started
+	// aborts the swap; later errors are reported in the Result's Warning.
+	Save func(State) error
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+	// NewID returns a fresh swap id; a timestamp plus random suffix when nil.
+	NewID func() string
+}
+
+// Request asks for a swap.
+type Request struct {
+	// Release to swap to. Ignored when Prepare is set.
+	Release string
+	// Prepare, when set, runs first inside the swap (so that a concurrent
+	// request is refused while it runs) and returns the release to swap
+	// to: the parent stages an uploaded release here.
+	Prepare func(ctx context.Context) (string, error)
+}
+
+// Machine runs swaps. It is safe for concurrent use.
+type Machine struct {
+	rt   Runtime
+	opts Options
+
+	mu       sync.Mutex // guards the fields below
+	phase    Phase
+	active   *Instance
+	draining *Instance
+	swapID   string
+	target   string
+	began    time.Time
+	last     *Result
+	closing  bool
+	cancel   context.CancelFunc // cancels the running swap
+	done     chan struct{}      // closed when the running swap ends
+}
+
+// New returns an idle Machine with no active instance.
+func New(rt Runtime, opts Options) *Machine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = func() string { return newID(opts.Now()) }
+	}
+	return &Machine{rt: rt, opts: opts}
+}
+
+func newID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return t.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Adopt sets the active instance and last result found at start-up
+// (re-adoption after a parent restart). It panics during a swap.
+func (m *Machine) Adopt(active *Instance, last *Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != PhaseIdle {
+		panic("swap: Adopt during a swap")
+	}
+	m.active, m.last = active, last
+}
+
+// Status returns a snapshot. It never waits for a running swap.
+func (m *Machine) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Status{
+		Active:    clone(m.active),
+		Draining:  clone(m.draining),
+		Upgrading: m.phase != PhaseIdle,
+		Phase:     m.phase,
+		Swap:      m.swapID,
+		Target:    m.target,
+		Since:     m.began,
+		Last:      cloneResult(m.last),
+	}
+}
+
+func clone(i *Instance) *Instance {
+	if i == nil {
+		return nil
+	}
+	c := *i
+	return &c
+}
+
+func cloneResult(r *Result) *Result {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.From, c.To = clone(r.From), clone(r.To)
+	return &c
+}
+
+// begin claims the machine for one swap.
+func (m *Machine) begin(ctx context.Context) (context.Context, *run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return nil, nil, ErrShuttingDown
+	}
+	if m.phase != PhaseIdle {
+		return nil, nil, fmt.Errorf("%w (swap %s to release %s, %s since %s)",
+			ErrSwapInProgress, m.swapID, m.target, m.phase, m.began.Format(time.RFC3339))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m.phase, m.swapID, m.began, m.target = PhasePreparing, m.opts.NewID(), m.opts.Now(), ""
+	m.cancel, m.done = cancel, make(chan struct{})
+	r := &run{m: m, res: Result{ID: m.swapID, Started: m.began, From: clone(m.active)}}
+	return ctx, r, nil
+}
+
+// end returns the machine to idle and records res.
+func (m *Machine) end(res Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cancel()
+	close(m.done)
+	m.phase, m.swapID, m.target, m.began = PhaseIdle, "", "", time.Time{}
+	m.draining, m.cancel, m.done = nil, nil, nil
+	m.last = &res
+}
+
+func (m *Machine) setPhase(p Phase) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.phase = p
+}
+
+func (m *Machine) stateLocked() State {
+	return State{Active: clone(m.active), Last: cloneResult(m.last)}
+}
+
+func (m *Machine) save() error {
+	if m.opts.Save == nil {
+		return nil
+	}
+	m.mu.Lock()
+	st := m.stateLocked()
+	m.mu.Unlock()
+	return m.opts.Save(st)
+}
+
+// Shutdown refuses new swaps, cancels a running one (which rolls back if
+// the old instance is still there), waits for it, then stops every
+// instance. Use it when the parent is told to stop.
+func (m *Machine) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closing = true
+	cancel, done := m.cancel, m.done
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the running swap to end: %w", ctx.Err())
+		}
+	}
+	m.mu.Lock()
+	active := m.active
+	m.mu.Unlock()
+	if active == nil {
+		return nil
+	}
+	if _, err := m.rt.Stop(ctx, *active); err != nil {
+		return fmt.Errorf("stop %s: %w", active.Unit, err)
+	}
+	m.mu.Lock()
+	m.active = nil
+	m.mu.Unlock()
+	return nil
+}
+

@@ -1,0 +1,296 @@
+package swap_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeRuntime records calls; its func fields script the behaviour.
+type fakeRuntime struct {
+	mu      sync.Mutex
+	calls   []string
+	startFn func(ctx context.Context, c swap.Color, rel string) error
+	stopFn  func(ctx context.Context, inst swap.Instance) (bool, error)
+}
+
+func (f *fakeRuntime) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+}
+
+func (f *fakeRuntime) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeRuntime) Start(ctx context.Context, c swap.Color, rel string) (swap.Instance, error) {
+	inst := swap.Instance{Unit: "app@" + string(c) + ".service", Color: c, Release: rel, PID: 100}
+	f.record("start " + inst.Unit + " " + rel)
+	if f.startFn != nil {
+		if err := f.startFn(ctx, c, rel); err != nil {
+			return inst, err
+		}
+	}
+	return inst, nil
+}
+
+func (f *fakeRuntime) Stop(ctx context.Context, inst swap.Instance) (bool, error) {
+	f.record("stop " + inst.Unit)
+	if f.stopFn != nil {
+		return f.stopFn(ctx, inst)
+	}
+	return false, nil
+}
+
+func newMachine(rt swap.Runtime, opts swap.Options) *swap.Machine {
+	n := 0
+	opts.NewID = func() string { n++; return fmt.Sprintf("swap-%d", n) }
+	return swap.New(rt, opts)
+}
+
+func TestSwapSequence(t *testing.T) {
+	rt := &fakeRuntime{}
+	var saved []swap.State
+	m := newMachine(rt, swap.Options{Save: func(s swap.State) error { saved = append(saved, s); return nil }})
+
+	res, err := m.Swap(t.Context(), swap.Request{Release: "1.0.0"}, nil)
+	require.NoError(t, err)
+	assert.True(t, res.OK)
+	assert.Nil(t, res.From)
+	require.NotNil(t, res.To)
+	assert.Equal(t, "app@blue.service", res.To.Unit)
+
+	var events []swap.Event
+	res, err = m.Swap(t.Context(), swap.Request{Release: "1.1.0"}, func(e swap.Event) { events = append(events, e) })
+	require.NoError(t, err)
+	assert.Equal(t, "app@blue.service", res.From.Unit)
+	assert.Equal(t, "app@green.service", res.To.Unit)
+	assert.Equal(t, []string{"start app@blue.service 1.0.0", "start app@green.service 1.1.0", "stop app@blue.service"}, rt.Calls())
+
+	st := m.Status()
+	assert.False(t, st.Upgrading)
+	assert.Equal(t, "app@green.service", st.Active.Unit)
+	assert.Equal(t, "1.1.0", st.Active.Release)
+	assert.Equal(t, "swap-2", st.Last.ID)
+	require.NotEmpty(t, saved)
+	assert.Equal(t, "app@green.service", saved[len(saved)-1].Active.Unit)
+	require.NotEmpty(t, events)
+	assert.Equal(t, swap.PhaseDraining, events[len(events)-1].Phase)
+}
+
+func TestSwapFailures(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name      string
+		rt        *fakeRuntime
+		hooks     swap.Hooks
+		prepare   func(context.Context) (string, error)
+		wantIs    error
+		wantPhase swap.Phase
+		wantCalls []string
+	}{
+		{
+			name:      "new instance fails to start",
+			rt:        &fakeRuntime{startFn: func(_ context.Context, c swap.Color, _ string) error { return onlyFor(c, swap.Green, boom) }},
+			wantIs:    swap.ErrStartFailed,
+			wantPhase: swap.PhaseStarting,
+			wantCalls: []string{"start app@green.service 2", "stop app@green.service"},
+		},
+		{
+			name:      "before_cutover hook fails",
+			rt:        &fakeRuntime{},
+			hooks:     swap.Hooks{BeforeCutover: func(_ context.Context, tr swap.Transition) error { return onlyFor(tr.New.Color, swap.Green, boom) }},
+			wantIs:    swap.ErrHookFailed,
+			wantPhase: swap.PhaseCutover,
+			wantCalls: []string{"start app@green.service 2", "stop app@green.service"},
+		},
+		{
+			name:      "prepare fails",
+			rt:        &fakeRuntime{},
+			prepare:   func(context.Context) (string, error) { return "", boom },
+			wantIs:    boom,
+			wantPhase: swap.PhasePreparing,
+			wantCalls: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(tt.rt, swap.Options{Hooks: tt.hooks})
+			_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+			require.NoError(t, err)
+			tt.rt.calls = nil
+
+			res, err := m.Swap(t.Context(), swap.Request{Release: "2", Prepare: tt.prepare}, nil)
+			require.ErrorIs(t, err, swap.ErrRolledBack)
+			require.ErrorIs(t, err, tt.wantIs)
+			var rb *swap.RollbackError
+			require.ErrorAs(t, err, &rb)
+			assert.Equal(t, tt.wantPhase, rb.Phase)
+			assert.False(t, res.OK)
+			assert.NotEmpty(t, res.Error)
+			assert.Equal(t, tt.wantCalls, tt.rt.Calls())
+			st := m.Status()
+			assert.Equal(t, "app@blue.service", st.Active.Unit, "the old instance keeps serving")
+			assert.False(t, st.Upgrading)
+		})
+	}
+}
+
+func onlyFor(got, want swap.Color, err error) error {
+	if got == want {
+		return err
+	}
+	return nil
+}
+
+func TestAfterCutoverFailureUndoesNothing(t *testing.T) {
+	rt := &fakeRuntime{}
+	m := newMachine(rt, swap.Options{Hooks: swap.Hooks{AfterCutover: func(context.Context, swap.Transition) error { return errors.New("webhook down") }}})
+	res, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	assert.True(t, res.OK)
+	assert.Contains(t, res.Warning, "webhook down")
+	assert.Equal(t, "app@blue.service", m.Status().Active.Unit)
+}
+
+// blockingStart returns a runtime whose green start blocks until released.
+func blockingStart() (*fakeRuntime, chan struct{}, chan struct{}) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	rt := &fakeRuntime{startFn: func(ctx context.Context, c swap.Color, _ string) error {
+		if c != swap.Green {
+			return nil
+		}
+		close(entered)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	return rt, entered, release
+}
+
+func TestConcurrentSwapRefusedAndStatusAnswers(t *testing.T) {
+	rt, entered, release := blockingStart()
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "2"}, nil); done <- err }()
+	<-entered
+
+	st := m.Status()
+	assert.True(t, st.Upgrading)
+	assert.Equal(t, swap.PhaseStarting, st.Phase)
+	assert.Equal(t, "2", st.Target)
+	_, err = m.Swap(t.Context(), swap.Request{Release: "3"}, nil)
+	require.ErrorIs(t, err, swap.ErrSwapInProgress)
+
+	close(release)
+	require.NoError(t, <-done)
+	assert.Equal(t, "2", m.Status().Active.Release)
+}
+
+func TestCancelDuringStartRollsBack(t *testing.T) {
+	rt, entered, _ := blockingStart()
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { <-entered; cancel() }()
+	_, err = m.Swap(ctx, swap.Request{Release: "2"}, nil)
+	require.ErrorIs(t, err, swap.ErrRolledBack)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, "app@blue.service", m.Status().Active.Unit)
+	assert.Contains(t, rt.Calls(), "stop app@green.service")
+}
+
+func TestCancelDuringDrainCompletes(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	rt := &fakeRuntime{stopFn: func(sctx context.Context, _ swap.Instance) (bool, error) {
+		cancel()
+		time.Sleep(10 * time.Millisecond)
+		return false, sctx.Err() // the drain must not see the cancellation
+	}}
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	res, err := m.Swap(ctx, swap.Request{Release: "2"}, nil)
+	require.NoError(t, err)
+	assert.Empty(t, res.Warning)
+	assert.Equal(t, "app@green.service", m.Status().Active.Unit)
+}
+
+func TestKilledOldInstanceReported(t *testing.T) {
+	rt := &fakeRuntime{stopFn: func(context.Context, swap.Instance) (bool, error) { return true, nil }}
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	res, err := m.Swap(t.Context(), swap.Request{Release: "2"}, nil)
+	require.NoError(t, err)
+	assert.True(t, res.OldKilled)
+}
+
+func TestSaveFailureBeforeStartAborts(t *testing.T) {
+	rt := &fakeRuntime{}
+	m := newMachine(rt, swap.Options{Save: func(swap.State) error { return errors.New("disk full") }})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.ErrorIs(t, err, swap.ErrRolledBack)
+	assert.Empty(t, rt.Calls(), "nothing may start when the intent cannot be recorded")
+}
+
+func TestShutdownCancelsSwapAndStopsActive(t *testing.T) {
+	rt, entered, _ := blockingStart()
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "2"}, nil); done <- err }()
+	<-entered
+	require.NoError(t, m.Shutdown(t.Context()))
+	require.ErrorIs(t, <-done, swap.ErrRolledBack)
+	assert.Equal(t, []string{"start app@blue.service 1", "start app@green.service 2", "stop app@green.service", "stop app@blue.service"}, rt.Calls())
+	assert.Nil(t, m.Status().Active)
+	_, err = m.Swap(t.Context(), swap.Request{Release: "3"}, nil)
+	require.ErrorIs(t, err, swap.ErrShuttingDown)
+}
+
+func TestAdoptPanicsDuringSwap(t *testing.T) {
+	rt, entered, release := blockingStart()
+	m := newMachine(rt, swap.Options{})
+	m.Adopt(&swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1"}, nil)
+	go func() { _, _ = m.Swap(t.Context(), swap.Request{Release: "2"}, nil) }()
+	<-entered
+	assert.Panics(t, func() { m.Adopt(nil, nil) })
+	close(release)
+}
+
+func TestPhaseText(t *testing.T) {
+	for p := swap.PhaseIdle; p <= swap.PhaseAfterCutover; p++ {
+		b, err := p.MarshalText()
+		require.NoError(t, err)
+		var q swap.Phase
+		require.NoError(t, q.UnmarshalText(b))
+		assert.Equal(t, p, q)
+	}
+	var q swap.Phase
+	require.Error(t, q.UnmarshalText([]byte("bogus")))
+}
+
+func TestColorOther(t *testing.T) {
+	assert.Equal(t, swap.Green, swap.Blue.Other())
+	assert.Equal(t, swap.Blue, swap.Green.Other())
+	assert.Equal(t, swap.Blue, swap.Color("").Other())
+}

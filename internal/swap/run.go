@@ -1,0 +1,209 @@
+package swap
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// rollbackTimeout bounds stopping a new instance after a failed swap when
+// the caller's context is already gone.
+const rollbackTimeout = 5 * time.Minute
+
+// RollbackError is returned when a swap failed before the old instance was
+// stopped: the new instance was stopped and the old one keeps serving. It
+// matches ErrRolledBack and unwraps to the cause (ErrStartFailed,
+// ErrHookFailed, a Prepare error, or the context's error).
+type RollbackError struct {
+	Phase Phase // where it failed
+	Err   error
+}
+
+func (e *RollbackError) Error() string {
+	return fmt.Sprintf("swap rolled back during %s: %v", e.Phase, e.Err)
+}
+
+func (e *RollbackError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrRolledBack.
+func (e *RollbackError) Is(target error) bool { return target == ErrRolledBack }
+
+// run is one swap in flight.
+type run struct {
+	m        *Machine
+	res      Result
+	progress func(Event)
+}
+
+func (r *run) emit(p Phase, unit, release, format string, args ...any) {
+	if r.progress == nil {
+		return
+	}
+	r.progress(Event{Swap: r.res.ID, Phase: p, Unit: unit, Release: release,
+		Elapsed: r.m.opts.Now().Sub(r.res.Started), Message: fmt.Sprintf(format, args...)})
+}
+
+// Swap runs one blue-green swap and returns when it is over: on success,
+// once the old instance is gone. progress, when non-nil, is called from
+// Swap's goroutine with each step. See the package doc for the failure
+// semantics. Cancelling ctx before the old instance is stopped rolls the
+// swap back; after that, the swap completes regardless.
+func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	ctx, r, err := m.begin(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	r.progress = progress
+	err = r.do(ctx, req)
+	r.res.Total = m.opts.Now().Sub(r.res.Started)
+	r.res.OK = err == nil
+	if err != nil {
+		r.res.Error = err.Error()
+	}
+	m.end(r.res)
+	if serr := m.save(); serr != nil {
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state: %v", serr))
+	}
+	return r.res, err
+}
+
+func joinWarning(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func (r *run) do(ctx context.Context, req Request) error {
+	m := r.m
+	release := req.Release
+	if req.Prepare != nil {
+		rel, err := req.Prepare(ctx)
+		if err != nil {
+			return &RollbackError{Phase: PhasePreparing, Err: err}
+		}
+		release = rel
+	}
+	r.res.Release = release
+	m.mu.Lock()
+	m.target = release
+	m.mu.Unlock()
+	if err := m.save(); err != nil {
+		return &RollbackError{Phase: PhasePreparing, Err: fmt.Errorf("save state before starting: %w", err)}
+	}
+	next, err := r.start(ctx, release)
+	if err != nil {
+		return err
+	}
+	if err := r.cutover(ctx, next); err != nil {
+		return err
+	}
+	r.drain(ctx)
+	r.afterCutover(ctx, next)
+	return nil
+}
+
+// start brings up the idle colour; on failure it stops it again.
+func (r *run) start(ctx context.Context, release string) (Instance, error) {
+	m := r.m
+	m.setPhase(PhaseStarting)
+	color := Blue
+	if r.res.From != nil {
+		color = r.res.From.Color.Other()
+	}
+	r.emit(PhaseStarting, "", release, "starting %s instance with release %s", color, release)
+	t0 := m.opts.Now()
+	next, err := m.rt.Start(ctx, color, release)
+	r.res.Ready = m.opts.Now().Sub(t0)
+	if err != nil {
+		r.rollback(ctx, next)
+		return next, &RollbackError{Phase: PhaseStarting, Err: fmt.Errorf("%w: %w", ErrStartFailed, err)}
+	}
+	r.res.To = clone(&next)
+	r.emit(PhaseStarting, next.Unit, release, "%s ready in %s (pid %d)", next.Unit, r.res.Ready.Round(time.Millisecond), next.PID)
+	return next, nil
+}
+
+// cutover runs the before-cutover hook and makes next the active instance.
+func (r *run) cutover(ctx context.Context, next Instance) error {
+	m := r.m
+	m.setPhase(PhaseCutover)
+	if h := m.opts.Hooks.BeforeCutover; h != nil {
+		r.emit(PhaseCutover, next.Unit, next.Release, "running before_cutover hook")
+		if err := h(ctx, Transition{ID: r.res.ID, Old: clone(r.res.From), New: next}); err != nil {
+			r.rollback(ctx, next)
+			return &RollbackError{Phase: PhaseCutover, Err: fmt.Errorf("%w: %w", ErrHookFailed, err)}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		r.rollback(ctx, next)
+		return &RollbackError{Phase: PhaseCutover, Err: err}
+	}
+	m.mu.Lock()
+	m.draining, m.active = m.active, clone(&next)
+	m.phase = PhaseDraining
+	m.mu.Unlock()
+	if err := m.save(); err != nil {
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state after cutover: %v", err))
+	}
+	return nil
+}
+
+// drain stops the old instance; it is not cancelled with ctx.
+func (r *run) drain(ctx context.Context) {
+	old := r.res.From
+	if old == nil {
+		return
+	}
+	m := r.m
+	r.emit(PhaseDraining, old.Unit, old.Release, "stopping %s (draining)", old.Unit)
+	t0 := m.opts.Now()
+	killed, err := m.rt.Stop(context.WithoutCancel(ctx), *old)
+	r.res.Stop = m.opts.Now().Sub(t0)
+	r.res.OldKilled = killed
+	switch {
+	case err != nil:
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("stop %s: %v", old.Unit, err))
+	case killed:
+		r.emit(PhaseDraining, old.Unit, old.Release, "%s did not exit within the drain timeout and was killed after %s", old.Unit, r.res.Stop.Round(time.Millisecond))
+	default:
+		r.emit(PhaseDraining, old.Unit, old.Release, "%s stopped in %s", old.Unit, r.res.Stop.Round(time.Millisecond))
+	}
+	m.mu.Lock()
+	m.draining = nil
+	m.mu.Unlock()
+}
+
+func (r *run) afterCutover(ctx context.Context, next Instance) {
+	h := r.m.opts.Hooks.AfterCutover
+	if h == nil {
+		return
+	}
+	r.m.setPhase(PhaseAfterCutover)
+	r.emit(PhaseAfterCutover, next.Unit, next.Release, "running after_cutover hook")
+	if err := h(context.WithoutCancel(ctx), Transition{ID: r.res.ID, Old: clone(r.res.From), New: next}); err != nil {
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("after_cutover hook: %v", err))
+		r.emit(PhaseAfterCutover, next.Unit, next.Release, "after_cutover hook failed: %v", err)
+	}
+}
+
+// rollback stops a new instance that must not take over.
+func (r *run) rollback(ctx context.Context, next Instance) {
+	if next.Unit == "" {
+		return
+	}
+	r.emit(r.m.Status().Phase, next.Unit, next.Release, "stopping %s; %s keeps serving", next.Unit, activeName(r.res.From))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := r.m.rt.Stop(sctx, next); err != nil {
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("stop %s after failed swap: %v", next.Unit, err))
+	}
+}
+
+func activeName(i *Instance) string {
+	if i == nil {
+		return "no instance"
+	}
+	return i.Unit
+}
+

@@ -1,0 +1,155 @@
+package swap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Color names one of the two instance slots.
+type Color string
+
+// The two colours.
+const (
+	Blue  Color = "blue"
+	Green Color = "green"
+)
+
+// Other returns the other colour; the zero Color's other is Blue.
+func (c Color) Other() Color {
+	if c == Blue {
+		return Green
+	}
+	return Blue
+}
+
+// Instance is one running copy of the app.
+type Instance struct {
+	Unit         string    `json:"unit"`
+	Color        Color     `json:"color"`
+	Release      string    `json:"release"`
+	PID          int       `json:"pid,omitempty"`
+	InvocationID string    `json:"invocation_id,omitempty"`
+	Since        time.Time `json:"since"`
+}
+
+// Runtime starts and stops instances. The parent implements it with
+// systemd units.
+type Runtime interface {
+	// Start starts the instance of the given colour running release and
+	// returns once it is ready. On error the returned Instance still names
+	// the unit (Unit, Color, Release) so that the machine can stop it.
+	Start(ctx context.Context, color Color, release string) (Instance, error)
+	// Stop stops inst and returns once it is gone; killed reports that it
+	// did not exit within its drain timeout and was killed. Stopping an
+	// instance that is not running is not an error.
+	Stop(ctx context.Context, inst Instance) (killed bool, err error)
+}
+
+// Transition is what hooks are told about a swap. Old is nil on the first
+// start.
+type Transition struct {
+	ID  string
+	Old *Instance
+	New Instance
+}
+
+// Hooks run around the cutover. A nil hook is skipped.
+type Hooks struct {
+	// BeforeCutover runs after the new instance is ready and before the
+	// old one is stopped; an error rolls the swap back.
+	BeforeCutover func(ctx context.Context, t Transition) error
+	// AfterCutover runs after the old instance stopped; an error is
+	// reported in the Result and undoes nothing.
+	AfterCutover func(ctx context.Context, t Transition) error
+}
+
+// Phase is where a swap is.
+type Phase int
+
+// Swap phases, in order.
+const (
+	PhaseIdle Phase = iota
+	PhasePreparing
+	PhaseStarting
+	PhaseCutover
+	PhaseDraining
+	PhaseAfterCutover
+)
+
+var phaseNames = [...]string{"idle", "preparing", "starting", "cutover", "draining", "after-cutover"}
+
+func (p Phase) String() string {
+	if p < 0 || int(p) >= len(phaseNames) {
+		return fmt.Sprintf("Phase(%d)", int(p))
+	}
+	return phaseNames[p]
+}
+
+// MarshalText encodes the phase by name.
+func (p Phase) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText decodes a phase name.
+func (p *Phase) UnmarshalText(b []byte) error {
+	for i, n := range phaseNames {
+		if n == string(b) {
+			*p = Phase(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown swap phase %q", b)
+}
+
+// Event is a progress report from a running swap.
+type Event struct {
+	Swap    string        `json:"swap"`
+	Phase   Phase         `json:"phase"`
+	Unit    string        `json:"unit,omitempty"`
+	Release string        `json:"release,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Message string        `json:"message"`
+}
+
+// Result records one swap.
+type Result struct {
+	ID        string        `json:"id"`
+	From      *Instance     `json:"from,omitempty"`
+	To        *Instance     `json:"to,omitempty"`
+	Release   string        `json:"release"`
+	Started   time.Time     `json:"started"`
+	Ready     time.Duration `json:"ready_ns"` // start requested → READY=1
+	Stop      time.Duration `json:"stop_ns"`  // stop requested → old instance gone
+	Total     time.Duration `json:"total_ns"`
+	OK        bool          `json:"ok"`
+	Error     string        `json:"error,omitempty"`
+	Warning   string        `json:"warning,omitempty"` // after-cutover hook failure
+	OldKilled bool          `json:"old_killed,omitempty"`
+}
+
+// Status is a snapshot of the machine.
+type Status struct {
+	Active    *Instance `json:"active"`
+	Draining  *Instance `json:"draining,omitempty"`
+	Upgrading bool      `json:"upgrading"`
+	Phase     Phase     `json:"phase"`
+	Swap      string    `json:"swap,omitempty"`   // id of the running swap
+	Target    string    `json:"target,omitempty"` // release being swapped to
+	Since     time.Time `json:"since,omitzero"`   // when the running swap began
+	Last      *Result   `json:"last_swap,omitempty"`
+}
+
+// State is what the machine asks to have persisted (see Options.Save).
+type State struct {
+	Active *Instance `json:"active"`
+	Last   *Result   `json:"last_swap,omitempty"`
+}
+
+// Errors callers branch on.
+var (
+	ErrSwapInProgress = errors.New("swap: swap in progress")
+	ErrShuttingDown   = errors.New("swap: shutting down")
+	ErrRolledBack     = errors.New("swap: rolled back")
+	ErrStartFailed    = errors.New("swap: new instance did not become ready")
+	ErrHookFailed     = errors.New("swap: before_cutover hook failed")
+)
