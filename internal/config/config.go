@@ -1,0 +1,182 @@
+// Package config reads and writes an app's beamdeploy configuration
+// (/etc/beamdeploy/APP.json) and knows where each app's files live.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultReadyTimeout = 60 * time.Second
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Default locations; Paths fields override them.
+const (
+	DefaultEtcDir   = "/etc/beamdeploy"
+	DefaultUnitDir  = "/etc/systemd/system"
+	DefaultStateDir = "/var/lib/beamdeploy"
+	DefaultRunDir   = "/run/beamdeploy"
+)
+
+// ErrInvalid is matched by every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is one app's configuration.
+type Config struct {
+	App    string   `json:"app"`
+	Listen []string `json:"listen"`
+	// Exec is the app's command line; a relative program path is relative
+	// to the release root.
+	Exec []string `json:"exec"`
+	// User runs the instances; empty means root.
+	User string `json:"user,omitempty"`
+	// ReadyTimeout bounds how long a new instance may take to send
+	// READY=1; DefaultReadyTimeout when zero.
+	ReadyTimeout Duration `json:"ready_timeout,omitzero"`
+	// DrainTimeout bounds how long an old instance may take to exit after
+	// SIGTERM before it is killed; DefaultDrainTimeout when zero.
+	DrainTimeout Duration `json:"drain_timeout,omitzero"`
+}
+
+// Duration is a time.Duration written as a string ("30s") in JSON.
+type Duration time.Duration
+
+// MarshalText writes d like time.Duration.String.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a time.ParseDuration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Ready returns the effective ready timeout.
+func (c Config) Ready() time.Duration { return orDefault(c.ReadyTimeout, DefaultReadyTimeout) }
+
+// Drain returns the effective drain timeout.
+func (c Config) Drain() time.Duration { return orDefault(c.DrainTimeout, DefaultDrainTimeout) }
+
+func orDefault(d Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// ValidateApp checks that name can be used as an app name: it becomes a
+// systemd unit name prefix and a directory name.
+func ValidateApp(name string) error {
+	if !appName.MatchString(name) {
+		return fmt.Errorf("%w: app name %q: use 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", ErrInvalid, name)
+	}
+	return nil
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	if err := ValidateApp(c.App); err != nil {
+		return err
+	}
+	if len(c.Exec) == 0 || c.Exec[0] == "" {
+		return fmt.Errorf("%w: exec: no command (set \"exec\", e.g. [\"bin/%s\"])", ErrInvalid, c.App)
+	}
+	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 {
+		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalid)
+	}
+	return nil
+}
+
+// Load reads and validates a configuration file. Unknown fields are
+// errors, reported with their line.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %s:%d: %w", ErrInvalid, path, errorLine(b, dec.InputOffset(), err), err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// errorLine finds the line of a decoding error: the unknown field's own
+// line, or the line where the decoder stopped.
+func errorLine(b []byte, off int64, err error) int {
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		if i := bytes.Index(b, []byte(m[1])); i >= 0 {
+			off = int64(i)
+		}
+	}
+	return line(b, off)
+}
+
+var unknownField = regexp.MustCompile(`unknown field (".*")$`)
+
+func line(b []byte, off int64) int {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	return bytes.Count(b[:off], []byte("\n")) + 1
+}
+
+// Marshal encodes c as indented JSON with a trailing newline.
+func (c Config) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Paths locates an app's files. The zero value uses the defaults.
+type Paths struct {
+	Etc, Units, State, Run string
+}
+
+func (p Paths) or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// Config is the app's configuration file.
+func (p Paths) Config(app string) string {
+	return filepath.Join(p.or(p.Etc, DefaultEtcDir), app+".json")
+}
+
+// UnitDir is where the app's .socket and .service go.
+func (p Paths) UnitDir() string { return p.or(p.Units, DefaultUnitDir) }
+
+// StateDir holds the app's releases and state.
+func (p Paths) StateDir(app string) string { return filepath.Join(p.or(p.State, DefaultStateDir), app) }
+
+// RunDir holds the app's sockets.
+func (p Paths) RunDir(app string) string { return filepath.Join(p.or(p.Run, DefaultRunDir), app) }
+
+// ControlSocket is where the parent serves the control API.
+func (p Paths) ControlSocket(app string) string { return filepath.Join(p.RunDir(app), "control.sock") }
+
+// BrokerSocket is where the parent hands listener fds to instances.
+func (p Paths) BrokerSocket(app string) string { return filepath.Join(p.RunDir(app), "fds.sock") }
