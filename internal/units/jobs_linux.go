@@ -155,6 +155,7 @@ func unitFromProps(name string, p map[string]any) Unit {
 	}
 	u.ExecMainCode, _ = p["ExecMainCode"].(int32)
 	u.ExecMainStat, _ = p["ExecMainStatus"].(int32)
+	u.Environment, _ = p["Environment"].([]string)
 	return u
 }
 
@@ -196,4 +197,16 @@ func (s Spec) properties() ([]sd.Property, error) {
 
 func prop(name string, v any) sd.Property {
 	return sd.Property{Name: name, Value: dbus.MakeVariant(v)}
+}
+
+// Enable enables unit files (the [Install] symlinks), like systemctl enable.
+func (m *Manager) Enable(ctx context.Context, names ...string) error {
+	err := m.do(ctx, func(c *sd.Conn) error {
+		_, _, err := c.EnableUnitFilesContext(ctx, names, false, true)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("enable %v: %w", names, err)
+	}
+	return nil
 }

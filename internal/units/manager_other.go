@@ -47,3 +47,6 @@ func (m *Manager) Start(context.Context, string) (Unit, error) { return Unit{}, 
 
 // Stop returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Stop(context.Context, string) (Unit, error) { return Unit{}, errUnsupported }
+
+// Enable returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) Enable(context.Context, ...string) error { return errUnsupported }

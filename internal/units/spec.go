@@ -39,6 +39,7 @@ type Unit struct {
 	Job          uint32    // queued job id, 0 if none
 	ExecMainCode int32     // 1 exited, 2 killed, 3 dumped (see waitid(2) CLD_*)
 	ExecMainStat int32     // exit status or signal number
+	Environment  []string  // the unit's Environment= ("KEY=value")
 }
 
 // Running reports whether the unit is active or on its way there.

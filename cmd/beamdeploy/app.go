@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// globals are the options and outputs every command shares.
+type globals struct {
+	stdout, stderr io.Writer
+	json           bool
+	logLevel       string
+	paths          config.Paths
+}
+
+const exitStatusHelp = `EXIT STATUS:
+   0    success
+   1    failure
+   2    usage error
+   3    swap failed and was rolled back (the old release keeps serving)
+   4    the parent (APP.service) is not running
+   5    another swap is in progress
+   130  interrupted`
+
+func newApp(g *globals) *cli.App {
+	app := &cli.App{
+		Name:    "beamdeploy",
+		Usage:   "zero-downtime blue-green swaps of a service on one Linux host, with systemd",
+		Version: version,
+		Description: "beamdeploy runs APP.socket (systemd holds the listening socket), APP.service (the\n" +
+			"parent: `beamdeploy parent APP`) and the app as APP@blue.service / APP@green.service.\n" +
+			"An upgrade starts the idle colour on the same socket, waits for READY=1, then drains\n" +
+			"and stops the old one: no request is refused or lost.\n\n" + exitStatusHelp,
+		Writer:    g.stdout,
+		ErrWriter: g.stderr,
+		// main maps errors to exit codes; urfave's default would os.Exit inside Run.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON on stdout", EnvVars: []string{"BEAMDEPLOY_JSON"}, Destination: &g.json},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "parent log level: debug, info, warn, error", EnvVars: []string{"BEAMDEPLOY_LOG_LEVEL"}, Destination: &g.logLevel},
+		},
+		Commands: []*cli.Command{
+			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g),
+			parentCommand(g), execCommand(g),
+		},
+	}
+	return app
+}
+
+// appArg returns the APP argument, validated.
+func appArg(c *cli.Context) (string, error) {
+	app := c.Args().First()
+	if app == "" {
+		return "", usageErrorf("missing APP argument (usage: %s)", c.Command.UsageText)
+	}
+	if err := config.ValidateApp(app); err != nil {
+		return "", &usageError{err}
+	}
+	return app, nil
+}
+
+func (g *globals) client(app string) *control.Client {
+	return control.NewClient(app, g.paths.ControlSocket(app))
+}
+
+// logger builds the daemon's logger: text on stderr, without timestamps
+// when journald adds its own.
+func (g *globals) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, usageErrorf("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if ok, _ := journal.StderrIsJournalStream(); ok {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+}
+
+// self returns the absolute path of this binary, for unit files.
+func self() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable: %w", err)
+	}
+	return filepath.EvalSymlinks(exe)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/parent"
+)
+
+func parentCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "parent",
+		Usage:     "run the parent daemon of APP (what APP.service runs; not for interactive use)",
+		UsageText: "beamdeploy parent APP",
+		Description: "Takes the listening sockets from APP.socket, serves the control socket\n" +
+			"/run/beamdeploy/APP/control.sock, hands the sockets to APP@blue/green.service\n" +
+			"and runs swaps. On SIGTERM it stops its instances; if it crashes they keep\n" +
+			"serving and the restarted parent adopts them.\n\n" + exitStatusHelp,
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			exe, err := self()
+			if err != nil {
+				return err
+			}
+			return parent.Run(c.Context, parent.Options{App: app, Paths: g.paths, Self: exe, Log: log})
+		},
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+)
+
+func statusCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show APP's active instance, release and last swap",
+		UsageText: "beamdeploy status APP [--json]",
+		Description: "Answers within a second, also during a swap (upgrading: yes).\n\n" +
+			"EXAMPLES:\n   beamdeploy status hello\n   beamdeploy --json status hello | jq .active.release\n\n" + exitStatusHelp,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up after this long", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			cl := g.client(app)
+			defer cl.Close()
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			st, err := cl.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return json.NewEncoder(g.stdout).Encode(st)
+			}
+			printStatus(g.stdout, st)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st control.Status) {
+	fmt.Fprintf(w, "app:        %s (parent pid %d, systemd %d)\n", st.App, st.ParentPID, st.Systemd)
+	if a := st.Active; a != nil {
+		fmt.Fprintf(w, "active:     %s  release %s  pid %d  since %s (%s ago)\n", a.Unit, a.Release, a.PID,
+			a.Since.Local().Format(time.DateTime), st.Now.Sub(a.Since).Round(time.Second))
+	} else {
+		fmt.Fprintf(w, "active:     none (deploy with: beamdeploy upgrade %s TARBALL)\n", st.App)
+	}
+	if st.Upgrading {
+		fmt.Fprintf(w, "upgrading:  yes, to %s (%s, swap %s)\n", orDash(st.Target), st.Phase, st.Swap)
+	} else {
+		fmt.Fprintln(w, "upgrading:  no")
+	}
+	if d := st.Draining; d != nil {
+		fmt.Fprintf(w, "draining:   %s  release %s\n", d.Unit, d.Release)
+	}
+	if l := st.LastSwap; l != nil {
+		outcome := "ok"
+		if !l.OK {
+			outcome = "failed: " + l.Error
+		}
+		fmt.Fprintf(w, "last swap:  %s to %s at %s, %.2f s, %s\n", l.ID, orDash(l.Release), l.Started.Local().Format(time.DateTime), l.Total.Seconds(), outcome)
+		if l.Warning != "" {
+			fmt.Fprintf(w, "warning:    %s\n", l.Warning)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+func upgradeCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "upgrade",
+		Usage:     "stage a release tarball and swap APP to it with zero downtime",
+		UsageText: "beamdeploy upgrade APP TARBALL [--sha256 HEX] [--force]",
+		Description: "TARBALL is NAME-VERSION.tar.gz (or NAME_VERSION_OS_ARCH.tar.gz). It is unpacked\n" +
+			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
+			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
+			"old colour is gone. If the new release fails to start, it is stopped and the old\n" +
+			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n\n" +
+			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
+			&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			path := c.Args().Get(1)
+			if path == "" {
+				return usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("open release: %w", err)
+			}
+			defer f.Close()
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			cl := g.client(app)
+			defer cl.Close()
+			opts := control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force")}
+			res, err := cl.Upgrade(ctx, filepath.Base(path), f, opts, g.progress())
+			return g.printResult(app, res, err)
+		},
+	}
+}
+
+func reloadCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "reload",
+		Usage:     "swap APP to the newest staged release not yet deployed, or restart it with zero downtime",
+		UsageText: "beamdeploy reload APP",
+		Description: "This is what `systemctl reload APP` runs. With no new release staged it swaps\n" +
+			"into a fresh instance of the active release.\n\n" + exitStatusHelp,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			cl := g.client(app)
+			defer cl.Close()
+			res, err := cl.Reload(ctx, g.progress())
+			return g.printResult(app, res, err)
+		},
+	}
+}
+
+func contextWithTimeout(c *cli.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(c.Context)
+	}
+	return context.WithTimeout(c.Context, d)
+}
+
+// progress prints swap steps: JSON lines on stdout with --json, else
+// readable lines on stderr.
+func (g *globals) progress() func(control.Progress) {
+	enc := json.NewEncoder(g.stdout)
+	return func(p control.Progress) {
+		if g.json {
+			_ = enc.Encode(p) // stdout gone: the result is lost anyway
+			return
+		}
+		fmt.Fprintf(g.stderr, "[%6.2fs] %s\n", p.Elapsed.Seconds(), p.Message)
+	}
+}
+
+func (g *globals) printResult(app string, res control.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(res)
+	}
+	printSwap(g.stdout, app, res.Result)
+	return nil
+}
+
+func printSwap(w io.Writer, app string, r swap.Result) {
+	to := "-"
+	if r.To != nil {
+		to = r.To.Unit
+	}
+	if r.From == nil {
+		fmt.Fprintf(w, "%s %s is serving on %s (ready in %s)\n", app, r.Release, to, ms(r.Ready))
+	} else {
+		killed := ""
+		if r.OldKilled {
+			killed = ", killed after the drain timeout"
+		}
+		fmt.Fprintf(w, "%s swapped to %s: %s ready in %s, %s stopped in %s%s; total %s\n",
+			app, r.Release, to, ms(r.Ready), r.From.Unit, ms(r.Stop), killed, ms(r.Total))
+	}
+	if r.Warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", r.Warning)
+	}
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

@@ -1,0 +1,160 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+)
+
+// Client talks to one app's parent.
+type Client struct {
+	App    string
+	Socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the parent of app listening on socket.
+func NewClient(app, socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}
+	return &Client{App: app, Socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
+	u := url.URL{Scheme: "http", Host: "beamdeploy", Path: path, RawQuery: q.Encode()}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s: %w", path, err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, NotRunningError(c.App, c.Socket, err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	var e Error
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &e) != nil || e.Message == "" {
+		return fmt.Errorf("parent answered %s: %s", resp.Status, b)
+	}
+	return &e
+}
+
+// Status returns the parent's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	resp, err := c.do(ctx, http.MethodGet, PathStatus, nil, nil, "")
+	if err != nil {
+		return Status{}, err
+	}
+	defer resp.Body.Close()
+	var s Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return Status{}, fmt.Errorf("decode status: %w", err)
+	}
+	return s, nil
+}
+
+// UpgradeOptions qualify an upload.
+type UpgradeOptions struct {
+	SHA256 string // expected tarball checksum, hex; optional
+	Force  bool   // replace a staged release of the same version
+}
+
+// Upgrade uploads a release tarball, which the parent stages and swaps to.
+// onProgress is called for each progress message. It returns once the swap
+// is over.
+func (c *Client) Upgrade(ctx context.Context, filename string, tarball io.Reader, opts UpgradeOptions, onProgress func(Progress)) (Result, error) {
+	q := url.Values{"filename": {filename}}
+	if opts.SHA256 != "" {
+		q.Set("sha256", opts.SHA256)
+	}
+	if opts.Force {
+		q.Set("force", "1")
+	}
+	return c.stream(ctx, PathUpgrade, q, tarball, "application/gzip", onProgress)
+}
+
+// Reload swaps to the newest staged release not deployed yet, or into a
+// fresh instance of the active release.
+func (c *Client) Reload(ctx context.Context, onProgress func(Progress)) (Result, error) {
+	return c.stream(ctx, PathReload, nil, nil, "", onProgress)
+}
+
+// Swap swaps to a staged release.
+func (c *Client) Swap(ctx context.Context, release string, onProgress func(Progress)) (Result, error) {
+	b, err := json.Marshal(SwapRequest{Release: release})
+	if err != nil {
+		return Result{}, fmt.Errorf("encode swap request: %w", err)
+	}
+	return c.stream(ctx, PathSwap, nil, bytes.NewReader(b), "application/json", onProgress)
+}
+
+func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.Reader, ctype string, onProgress func(Progress)) (Result, error) {
+	resp, err := c.do(ctx, http.MethodPost, path, q, body, ctype)
+	if err != nil {
+		return Result{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var head struct {
+			MessageType string `json:"message_type"`
+		}
+		line := sc.Bytes()
+		if err := json.Unmarshal(line, &head); err != nil {
+			return Result{}, fmt.Errorf("decode message from parent: %w", err)
+		}
+		switch head.MessageType {
+		case TypeProgress:
+			var p Progress
+			if err := json.Unmarshal(line, &p); err == nil && onProgress != nil {
+				onProgress(p)
+			}
+		case TypeResult:
+			var r Result
+			if err := json.Unmarshal(line, &r); err != nil {
+				return Result{}, fmt.Errorf("decode result: %w", err)
+			}
+			return r, nil
+		case TypeError:
+			var e Error
+			if err := json.Unmarshal(line, &e); err != nil {
+				return Result{}, fmt.Errorf("decode error: %w", err)
+			}
+			return Result{}, &e
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Result{}, fmt.Errorf("read progress from parent: %w", err)
+	}
+	return Result{}, errors.New("the parent closed the stream without a result; check: journalctl -u " + c.App + ".service")
+}

@@ -1,0 +1,129 @@
+// Package control is the protocol between the beamdeploy CLI (and apps)
+// and the parent: HTTP/JSON over the unix socket
+// /run/beamdeploy/APP/control.sock.
+//
+// Long operations (upgrade, reload, swap) answer with a stream of
+// newline-delimited JSON messages: "progress" messages while the swap runs,
+// then one "result" or "error". A request refused before it started
+// (another swap in progress) gets a plain HTTP error with an Error body.
+// Fields are only ever added.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+// Message types on the wire.
+const (
+	TypeStatus   = "status"
+	TypeProgress = "progress"
+	TypeResult   = "result"
+	TypeError    = "error"
+)
+
+// Error codes; each maps to a sentinel through Error.Is.
+const (
+	CodeSwapInProgress  = "swap_in_progress"
+	CodeRolledBack      = "rolled_back"
+	CodeReleaseNotFound = "release_not_found"
+	CodeInvalidRelease  = "invalid_release"
+	CodeShuttingDown    = "shutting_down"
+	CodeBadRequest      = "bad_request"
+	CodeInternal        = "internal"
+)
+
+// Sentinels for conditions without a home in another package.
+var (
+	// ErrNotRunning means the parent's control socket does not answer.
+	ErrNotRunning = errors.New("control: parent not running")
+	// ErrReleaseNotFound means the requested release is not staged.
+	ErrReleaseNotFound = errors.New("control: release not found")
+	// ErrInvalidRelease means the release was refused (name, content).
+	ErrInvalidRelease = errors.New("control: invalid release")
+	// ErrBadRequest means the request itself was malformed.
+	ErrBadRequest = errors.New("control: bad request")
+)
+
+// Error is a failure reported by the parent.
+type Error struct {
+	MessageType string `json:"message_type"` // TypeError
+	Code        string `json:"code"`
+	Message     string `json:"message"`
+	// Unit and Journal describe a new instance that failed to start: its
+	// name and the last lines it logged.
+	Unit    string       `json:"unit,omitempty"`
+	Journal []string     `json:"journal,omitempty"`
+	Result  *swap.Result `json:"result,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is maps the wire code to the sentinel callers branch on.
+func (e *Error) Is(target error) bool {
+	switch e.Code {
+	case CodeSwapInProgress:
+		return target == swap.ErrSwapInProgress
+	case CodeRolledBack:
+		return target == swap.ErrRolledBack
+	case CodeReleaseNotFound:
+		return target == ErrReleaseNotFound
+	case CodeInvalidRelease:
+		return target == ErrInvalidRelease
+	case CodeShuttingDown:
+		return target == swap.ErrShuttingDown
+	case CodeBadRequest:
+		return target == ErrBadRequest
+	}
+	return false
+}
+
+// Status answers GET /v1/status.
+type Status struct {
+	MessageType string         `json:"message_type"` // TypeStatus
+	App         string         `json:"app"`
+	Upgrading   bool           `json:"upgrading"`
+	Phase       swap.Phase     `json:"phase"`
+	Swap        string         `json:"swap,omitempty"`
+	Target      string         `json:"target,omitempty"`
+	Active      *swap.Instance `json:"active"`
+	Draining    *swap.Instance `json:"draining,omitempty"`
+	LastSwap    *swap.Result   `json:"last_swap,omitempty"`
+	ParentPID   int            `json:"parent_pid"`
+	Systemd     int            `json:"systemd_version"`
+	Listeners   []string       `json:"listeners"`
+	Now         time.Time      `json:"now"`
+}
+
+// Progress is one step of a running swap.
+type Progress struct {
+	MessageType string `json:"message_type"` // TypeProgress
+	swap.Event
+}
+
+// Result ends a successful swap stream.
+type Result struct {
+	MessageType string `json:"message_type"` // TypeResult
+	swap.Result
+}
+
+// SwapRequest is the body of POST /v1/swap.
+type SwapRequest struct {
+	Release string `json:"release"`
+}
+
+// Endpoint paths.
+const (
+	PathStatus  = "/v1/status"
+	PathUpgrade = "/v1/upgrade" // ?filename=NAME-VERSION.tar.gz[&sha256=HEX][&force=1], body: the tarball
+	PathReload  = "/v1/reload"
+	PathSwap    = "/v1/swap"
+)
+
+// NotRunningError explains how to start a parent that does not answer.
+func NotRunningError(app, socket string, cause error) error {
+	return fmt.Errorf("%w: no answer on %s (%v); start it with: systemctl start %s.service", ErrNotRunning, socket, cause, app)
+}

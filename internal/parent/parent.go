@@ -1,0 +1,181 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/sockact"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/beamdeploy/beamdeploy/internal/units"
+)
+
+// shutdownGrace is added to the drain timeout to bound the parent's stop.
+const shutdownGrace = 15 * time.Second
+
+// Options configure Run.
+type Options struct {
+	App   string
+	Paths config.Paths
+	Self  string // absolute path of the beamdeploy binary, for instance units
+	Log   *slog.Logger
+}
+
+// Run is the parent daemon. It returns when ctx ends (SIGTERM), after
+// stopping its instances.
+func Run(ctx context.Context, opts Options) error {
+	app := opts.App
+	cfg, err := config.Load(opts.Paths.Config(app))
+	if err != nil {
+		return err
+	}
+	fds, err := sockact.Inherited()
+	if errors.Is(err, sockact.ErrNoListeners) {
+		return fmt.Errorf("%w: the parent must be started by systemd through %s.socket: systemctl start %s.socket %s.service", err, app, app, app)
+	}
+	if err != nil {
+		return err
+	}
+	um, err := units.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer um.Close()
+	d, err := newDaemon(ctx, opts, cfg, fds, um)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+type daemon struct {
+	opts    Options
+	cfg     config.Config
+	fds     []sockact.FD
+	units   *units.Manager
+	rt      *instances
+	state   *stateFile
+	machine *swap.Machine
+	srv     *server
+	log     *slog.Logger
+}
+
+func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []sockact.FD, um *units.Manager) (*daemon, error) {
+	app := opts.App
+	stateDir := opts.Paths.StateDir(app)
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	store := &release.Store{Dir: stateDir}
+	if err := store.CleanStaging(); err != nil {
+		opts.Log.Warn("could not remove stale staging directories", "err", err)
+	}
+	st, err := loadState(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store}
+	m := swap.New(rt, swap.Options{Save: st.save})
+	sdv, err := um.Version(ctx)
+	if err != nil {
+		opts.Log.Warn("could not read the systemd version", "err", err)
+	}
+	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log}
+	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
+		systemd: sdv, log: opts.Log, onSwap: func(swap.Result) { d.notifyStatus() }}
+	return d, nil
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	app := d.opts.App
+	runDir := d.opts.Paths.RunDir(app)
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("create runtime directory: %w", err)
+	}
+	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o600)
+	if err != nil {
+		return err
+	}
+	ctl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o660)
+	if err != nil {
+		broker.Close()
+		return err
+	}
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, nil) }()
+	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes ctl
+
+	d.reconcile(ctx)
+	d.notify("READY=1")
+	d.notifyStatus()
+	d.log.Info("parent ready", "app", app, "listeners", len(d.fds), "control", d.opts.Paths.ControlSocket(app))
+
+	<-ctx.Done()
+	d.notify("STOPPING=1")
+	d.log.Info("stopping: stopping instances", "app", app)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Drain()+shutdownGrace)
+	defer cancel()
+	err = d.machine.Shutdown(sctx)
+	_ = httpSrv.Shutdown(sctx) // streams end with their swaps, which Shutdown ended
+	stopBroker()
+	<-brokerDone
+	if err != nil {
+		return fmt.Errorf("stop instances: %w", err)
+	}
+	return nil
+}
+
+// listenUnix listens on a fresh unix socket at path, replacing a stale one.
+func listenUnix(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("set mode of %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func (d *daemon) notify(state string) {
+	if _, err := sddaemon.SdNotify(false, state); err != nil {
+		d.log.Warn("sd_notify failed", "state", state, "err", err)
+	}
+}
+
+// notifyStatus sets the line `systemctl status APP` shows.
+func (d *daemon) notifyStatus() {
+	d.notify("STATUS=" + statusLine(d.opts.App, d.machine.Status()))
+}
+
+func statusLine(app string, st swap.Status) string {
+	var s string
+	if a := st.Active; a != nil {
+		s = fmt.Sprintf("serving %s %s on %s (pid %d)", app, a.Release, a.Unit, a.PID)
+	} else {
+		s = fmt.Sprintf("no instance of %s running; deploy with: beamdeploy upgrade %s TARBALL", app, app)
+	}
+	if l := st.Last; l != nil {
+		outcome := "ok"
+		if !l.OK {
+			outcome = "failed, rolled back"
+		}
+		s += fmt.Sprintf("; last swap %.2f s %s", l.Total.Seconds(), outcome)
+	}
+	return s
+}

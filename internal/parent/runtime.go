@@ -1,0 +1,129 @@
+package parent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/beamdeploy/beamdeploy/internal/units"
+)
+
+// journalLines is how many log lines of a failed instance are reported.
+const journalLines = 20
+
+// StartError reports an instance that did not become ready, with what it
+// logged.
+type StartError struct {
+	Unit    string
+	Journal []string
+	Err     error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// instances implements swap.Runtime with transient systemd units.
+type instances struct {
+	app      string
+	cfg      config.Config
+	paths    config.Paths
+	self     string // absolute path of the beamdeploy binary
+	units    *units.Manager
+	releases *release.Store
+}
+
+func (r *instances) unitName(c swap.Color) string {
+	return fmt.Sprintf("%s@%s.service", r.app, c)
+}
+
+// Start implements swap.Runtime.
+func (r *instances) Start(ctx context.Context, color swap.Color, version string) (swap.Instance, error) {
+	inst := swap.Instance{Unit: r.unitName(color), Color: color, Release: version}
+	rel, err := r.releases.Get(version)
+	if err != nil {
+		return swap.Instance{Color: color, Release: version}, fmt.Errorf("release %s: %w", version, err)
+	}
+	u, err := r.units.StartTransient(ctx, inst.Unit, r.spec(inst, rel))
+	inst.InvocationID = u.InvocationID
+	if err != nil {
+		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, u.InvocationID), Err: err}
+	}
+	inst.PID, inst.Since = u.MainPID, u.Since
+	return inst, nil
+}
+
+// journal returns the failed invocation's last lines, giving journald a
+// moment to store what the process wrote just before it died.
+func (r *instances) journal(ctx context.Context, invocation string) []string {
+	var lines []string
+	for range 10 {
+		lines, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		if strings.Contains(strings.Join(lines, "\n"), "Failed with result") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return lines
+}
+
+// Stop implements swap.Runtime.
+func (r *instances) Stop(ctx context.Context, inst swap.Instance) (bool, error) {
+	if inst.Unit == "" {
+		return false, nil
+	}
+	u, err := r.units.Stop(ctx, inst.Unit)
+	return u.Result == "timeout", err
+}
+
+func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
+	argv := append([]string(nil), r.cfg.Exec...)
+	if !filepath.IsAbs(argv[0]) {
+		argv[0] = filepath.Join(rel.Dir, argv[0])
+	}
+	return units.Spec{
+		Description:      fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
+		ExecStart:        append([]string{r.self, "exec", r.app, "--"}, argv...),
+		WorkingDirectory: rel.Dir,
+		User:             r.cfg.User,
+		TimeoutStart:     r.cfg.Ready(),
+		TimeoutStop:      r.cfg.Drain(),
+		Environment: []string{
+			"BEAM_DEPLOY=1",
+			"BEAMDEPLOY_APP=" + r.app,
+			"BEAMDEPLOY_UNIT=" + inst.Unit,
+			"BEAMDEPLOY_COLOR=" + string(inst.Color),
+			"BEAMDEPLOY_RELEASE=" + inst.Release,
+			"BEAMDEPLOY_SOCKET=" + r.paths.ControlSocket(r.app),
+		},
+		LogExtraFields: []string{
+			"BEAMDEPLOY_APP=" + r.app,
+			"BEAMDEPLOY_RELEASE=" + inst.Release,
+			"BEAMDEPLOY_COLOR=" + string(inst.Color),
+		},
+	}
+}
+
+// releaseOf reads the release an instance unit runs from its environment.
+func releaseOf(u units.Unit) string {
+	for _, kv := range u.Environment {
+		if v, ok := strings.CutPrefix(kv, "BEAMDEPLOY_RELEASE="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// colorOf parses the colour from an instance unit name.
+func colorOf(app, unit string) (swap.Color, error) {
+	c := swap.Color(strings.TrimSuffix(strings.TrimPrefix(unit, app+"@"), ".service"))
+	if c != swap.Blue && c != swap.Green {
+		return "", errors.New("not an instance unit: " + unit)
+	}
+	return c, nil
+}

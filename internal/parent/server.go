@@ -1,0 +1,222 @@
+package parent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+// server answers the control API.
+type server struct {
+	app       string
+	machine   *swap.Machine
+	releases  *release.Store
+	state     *stateFile
+	listeners []string
+	systemd   int
+	log       *slog.Logger
+	onSwap    func(swap.Result) // after every swap
+}
+
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+control.PathStatus, s.status)
+	mux.HandleFunc("POST "+control.PathUpgrade, s.upgrade)
+	mux.HandleFunc("POST "+control.PathReload, s.reload)
+	mux.HandleFunc("POST "+control.PathSwap, s.swapTo)
+	return mux
+}
+
+func (s *server) status(w http.ResponseWriter, _ *http.Request) {
+	st := s.machine.Status()
+	writeJSON(w, http.StatusOK, control.Status{
+		MessageType: control.TypeStatus, App: s.app,
+		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
+		Active: st.Active, Draining: st.Draining, LastSwap: st.Last,
+		ParentPID: os.Getpid(), Systemd: s.systemd, Listeners: s.listeners, Now: time.Now().UTC(),
+	})
+}
+
+func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filename := q.Get("filename")
+	if _, _, err := release.ParseFilename(filename); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
+		return
+	}
+	out := newStream(w)
+	prepare := func(ctx context.Context) (string, error) {
+		began := time.Now()
+		opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Size: r.ContentLength,
+			Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
+		rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
+		if err != nil {
+			return "", fmt.Errorf("stage %s: %w", filename, err)
+		}
+		out.progress(stagedEvent(rel, time.Since(began)))
+		return rel.Version, nil
+	}
+	s.run(r.Context(), out, swap.Request{Prepare: prepare})
+}
+
+func (s *server) reload(w http.ResponseWriter, r *http.Request) {
+	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) { return s.reloadTarget() }})
+}
+
+func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
+	var req control.SwapRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil || req.Release == "" {
+		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, "body must be {\"release\": VERSION}"))
+		return
+	}
+	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
+		if _, err := s.releases.Get(req.Release); err != nil {
+			return "", err
+		}
+		return req.Release, nil
+	}})
+}
+
+// reloadTarget picks the newest staged release never deployed, or else
+// the active release (a fresh instance of it).
+func (s *server) reloadTarget() (string, error) {
+	rels, err := s.releases.List()
+	if err != nil {
+		return "", err
+	}
+	deployed := s.state.get().Deployed
+	for i := len(rels) - 1; i >= 0; i-- {
+		if _, ok := deployed[rels[i].Version]; !ok {
+			return rels[i].Version, nil
+		}
+	}
+	if a := s.machine.Status().Active; a != nil {
+		return a.Release, nil
+	}
+	if len(rels) > 0 {
+		return rels[len(rels)-1].Version, nil
+	}
+	return "", fmt.Errorf("%w: nothing to reload: no release is staged; upload one with: beamdeploy upgrade %s TARBALL", release.ErrNotFound, s.app)
+}
+
+// run executes one swap and streams its progress and outcome.
+func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
+	res, err := s.machine.Swap(ctx, req, func(e swap.Event) {
+		s.log.Info(e.Message, "swap", e.Swap, "phase", e.Phase.String(), "unit", e.Unit, "release", e.Release)
+		out.progress(e)
+	})
+	if errors.Is(err, swap.ErrSwapInProgress) || errors.Is(err, swap.ErrShuttingDown) {
+		out.fail(http.StatusConflict, errorBody(codeOf(err), err.Error()))
+		return
+	}
+	if s.onSwap != nil {
+		s.onSwap(res)
+	}
+	if err != nil {
+		s.log.Error("swap failed", "swap", res.ID, "release", res.Release, "err", err)
+		e := errorBody(codeOf(err), err.Error())
+		e.Result = &res
+		var se *StartError
+		if errors.As(err, &se) {
+			e.Unit, e.Journal = se.Unit, se.Journal
+		}
+		out.fail(http.StatusUnprocessableEntity, e)
+		return
+	}
+	s.log.Info("swap done", "swap", res.ID, "release", res.Release, "ready", res.Ready, "stop", res.Stop, "total", res.Total)
+	out.send(control.Result{MessageType: control.TypeResult, Result: res})
+}
+
+func codeOf(err error) string {
+	switch {
+	case errors.Is(err, swap.ErrSwapInProgress):
+		return control.CodeSwapInProgress
+	case errors.Is(err, swap.ErrShuttingDown):
+		return control.CodeShuttingDown
+	case errors.Is(err, release.ErrNotFound):
+		return control.CodeReleaseNotFound
+	case errors.Is(err, release.ErrInvalidRelease), errors.Is(err, release.ErrChecksumMismatch),
+		errors.Is(err, release.ErrExists), errors.Is(err, release.ErrLimit):
+		return control.CodeInvalidRelease
+	case errors.Is(err, swap.ErrRolledBack):
+		return control.CodeRolledBack
+	}
+	return control.CodeInternal
+}
+
+func errorBody(code, msg string) *control.Error {
+	return &control.Error{MessageType: control.TypeError, Code: code, Message: msg}
+}
+
+func stagingEvent(n, total int64, took time.Duration) swap.Event {
+	msg := fmt.Sprintf("staging: %.1f MB read", float64(n)/1e6)
+	if total > 0 {
+		msg = fmt.Sprintf("staging: %.1f of %.1f MB", float64(n)/1e6, float64(total)/1e6)
+	}
+	return swap.Event{Phase: swap.PhasePreparing, Elapsed: took, Message: msg}
+}
+
+func stagedEvent(rel release.Release, took time.Duration) swap.Event {
+	if rel.Reused {
+		return swap.Event{Phase: swap.PhasePreparing, Release: rel.Version, Elapsed: took,
+			Message: fmt.Sprintf("release %s already staged with the same content", rel.Version)}
+	}
+	return swap.Event{Phase: swap.PhasePreparing, Release: rel.Version, Elapsed: took,
+		Message: fmt.Sprintf("staged release %s: %d files, %.1f MB unpacked in %s (%.0f MB/s)",
+			rel.Version, rel.Files, float64(rel.Size)/1e6, took.Round(time.Millisecond), float64(rel.Size)/1e6/max(took.Seconds(), 1e-6))}
+}
+
+// stream writes newline-delimited JSON messages, flushing each. Until the
+// first message it can still answer with a plain HTTP error.
+type stream struct {
+	mu      sync.Mutex // guards w, started
+	w       http.ResponseWriter
+	started bool
+}
+
+func newStream(w http.ResponseWriter) *stream { return &stream{w: w} }
+
+func (s *stream) progress(e swap.Event) {
+	s.send(control.Progress{MessageType: control.TypeProgress, Event: e})
+}
+
+func (s *stream) send(v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.w.Header().Set("Content-Type", "application/x-ndjson")
+		s.w.WriteHeader(http.StatusOK)
+		s.started = true
+	}
+	_ = json.NewEncoder(s.w).Encode(v) // a gone client does not stop the swap
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *stream) fail(status int, e *control.Error) {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		writeJSON(s.w, status, e)
+		return
+	}
+	s.send(e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // nothing to do for a client that went away
+}
