@@ -190,4 +190,3 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	m.mu.Unlock()
 	return nil
 }
-

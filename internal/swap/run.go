@@ -206,4 +206,3 @@ func activeName(i *Instance) string {
 	}
 	return i.Unit
 }
-

@@ -1,0 +1,56 @@
+package beamdeploy
+
+import (
+	"os"
+	"strings"
+)
+
+// Environment variables of the contract between beamdeploy and an instance.
+const (
+	// EnvEnabled turns managed mode on; see [Enabled].
+	EnvEnabled = "BEAM_DEPLOY"
+	// EnvApp holds the app name (the socket is EnvApp + ".socket").
+	EnvApp = "BEAMDEPLOY_APP"
+	// EnvUnit holds the instance's unit name, e.g. "hello@blue.service".
+	EnvUnit = "BEAMDEPLOY_UNIT"
+	// EnvColor holds the instance's colour, "blue" or "green".
+	EnvColor = "BEAMDEPLOY_COLOR"
+	// EnvRelease holds the release (version) the instance runs.
+	EnvRelease = "BEAMDEPLOY_RELEASE"
+)
+
+// Enabled reports whether the process runs managed by beamdeploy: the
+// environment variable BEAM_DEPLOY is "1", "true", "yes" or "on", in any case
+// and with surrounding whitespace ignored. Unset, empty, "0" and anything else
+// mean false.
+func Enabled() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(EnvEnabled))) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// InstanceInfo describes the instance the process runs as. The zero value
+// means the process is not managed by beamdeploy.
+type InstanceInfo struct {
+	App     string // the app name, from BEAMDEPLOY_APP
+	Unit    string // the unit name, e.g. "hello@blue.service", from BEAMDEPLOY_UNIT
+	Color   string // "blue" or "green", from BEAMDEPLOY_COLOR
+	Release string // the release the instance runs, from BEAMDEPLOY_RELEASE
+}
+
+// Instance returns what the beamdeploy parent told this instance about itself.
+// It returns the zero InstanceInfo when [Enabled] is false; fields the parent
+// did not set are empty.
+func Instance() InstanceInfo {
+	if !Enabled() {
+		return InstanceInfo{}
+	}
+	return InstanceInfo{
+		App:     os.Getenv(EnvApp),
+		Unit:    os.Getenv(EnvUnit),
+		Color:   os.Getenv(EnvColor),
+		Release: os.Getenv(EnvRelease),
+	}
+}

@@ -1,0 +1,65 @@
+package beamdeploy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/beamdeploy/beamdeploy"
+)
+
+// Listen returns the socket beamdeploy passed in when BEAM_DEPLOY is set, and
+// a fresh one from net.Listen otherwise, so the app runs the same either way.
+func ExampleListen() {
+	ln, err := beamdeploy.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	fmt.Println("listening on", ln.Addr())
+}
+
+// A complete app: listen, report readiness, serve until SIGTERM, drain.
+func ExampleServe() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	ln, err := beamdeploy.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello\n")
+	})}
+	// The socket is bound: connections wait in the backlog until Serve accepts.
+	if err := beamdeploy.Ready(); err != nil {
+		log.Fatal(err)
+	}
+	if err := beamdeploy.Serve(ctx, srv, ln, beamdeploy.ServeOptions{}); err != nil {
+		log.Fatal(err) // the drain timed out, or serving failed
+	}
+	// Drained: every request was answered; exit 0.
+}
+
+// Instance tells a managed instance which unit, colour and release it is.
+func ExampleInstance() {
+	if info := beamdeploy.Instance(); info.Unit != "" {
+		fmt.Printf("%s (%s) runs release %s\n", info.Unit, info.Color, info.Release)
+	}
+}
+
+// NamedListeners tells the inherited sockets apart by FileDescriptorName=.
+func ExampleNamedListeners() {
+	ls, err := beamdeploy.NamedListeners()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, l := range ls {
+		fmt.Println(l.Name, l.Addr())
+	}
+}

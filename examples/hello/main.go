@@ -1,0 +1,160 @@
+// Command hello is a small HTTP server that uses the beamdeploy SDK; it is the
+// example app and the blue/green instance of end-to-end tests.
+//
+// Every request is answered with "hello from <version>\n" and the headers
+// X-Release (the version), X-Instance (the beamdeploy unit, else the host name)
+// and X-Received (the length of the request body, which is read fully). The
+// query ?sleep=2s makes a request take that long (at most 30 s).
+//
+//	go build -ldflags "-X main.version=1.2.3" ./examples/hello
+//	hello -listen 127.0.0.1:8080   # or HELLO_LISTEN=127.0.0.1:8080
+//
+// On SIGTERM or SIGINT it drains with beamdeploy.Serve and exits 0.
+//
+// Test-only knobs, read from the environment:
+//
+//	HELLO_CRASH_AT_START=1   print a message to stderr and exit 3 before listening
+//	HELLO_NO_READY=1         serve, but never send READY=1
+//	HELLO_IGNORE_SIGTERM=1   ignore SIGTERM entirely and never drain (SIGKILL ends it)
+//	HELLO_READY_DELAY=<dur>  wait this long (e.g. 2s) before sending READY=1
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy"
+)
+
+// version is set at build time with -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// maxSleep caps ?sleep=.
+const maxSleep = 30 * time.Second
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	addr := flag.String("listen", envOr("HELLO_LISTEN", "127.0.0.1:8080"), "address to listen on (env HELLO_LISTEN)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if os.Getenv("HELLO_CRASH_AT_START") == "1" {
+		fmt.Fprintln(os.Stderr, "hello: crashing at start as asked by HELLO_CRASH_AT_START=1")
+		return 3
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	ln, err := beamdeploy.Listen("tcp", *addr)
+	if err != nil {
+		log.Error("listen", "err", err)
+		return 1
+	}
+	unit := instanceName()
+	log.Info("hello starting", "version", version, "unit", unit, "addr", ln.Addr().String())
+	srv := &http.Server{Handler: handler(unit), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- beamdeploy.Serve(ctx, srv, ln, beamdeploy.ServeOptions{}) }()
+	if err := ready(ctx); err != nil {
+		log.Error("ready", "err", err)
+	}
+	if err := <-served; err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// signalContext is done on SIGTERM or SIGINT; with HELLO_IGNORE_SIGTERM=1
+// SIGTERM is ignored and the context is never done.
+func signalContext() (context.Context, context.CancelFunc) {
+	if os.Getenv("HELLO_IGNORE_SIGTERM") == "1" {
+		signal.Ignore(syscall.SIGTERM)
+		return context.WithCancel(context.Background())
+	}
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// ready sends READY=1, after HELLO_READY_DELAY, unless HELLO_NO_READY=1.
+func ready(ctx context.Context) error {
+	if os.Getenv("HELLO_NO_READY") == "1" {
+		return nil
+	}
+	if v := os.Getenv("HELLO_READY_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("parse HELLO_READY_DELAY: %w", err)
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return beamdeploy.Ready()
+}
+
+func handler(unit string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := sleep(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Release", version)
+		w.Header().Set("X-Instance", unit)
+		w.Header().Set("X-Received", strconv.FormatInt(n, 10))
+		_, _ = fmt.Fprintf(w, "hello from %s\n", version) // the client may be gone
+	})
+}
+
+// sleep waits for ?sleep=, capped at maxSleep, or until the client leaves.
+func sleep(r *http.Request) error {
+	v := r.URL.Query().Get("sleep")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("parse sleep: %w", err)
+	}
+	t := time.NewTimer(min(d, maxSleep))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	return nil
+}
+
+// instanceName is the beamdeploy unit, else the host name, else "standalone".
+func instanceName() string {
+	if u := beamdeploy.Instance().Unit; u != "" {
+		return u
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "standalone"
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

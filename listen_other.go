@@ -1,0 +1,13 @@
+//go:build !linux
+
+package beamdeploy
+
+import (
+	"errors"
+	"fmt"
+)
+
+// fdListeners is only implemented on Linux.
+func fdListeners(n int, _ []string) ([]NamedListener, error) {
+	return nil, fmt.Errorf("use %d inherited fds: %w", n, errors.ErrUnsupported)
+}
