@@ -18,7 +18,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
-	err := newApp(g).RunContext(ctx, os.Args)
+	app := newApp(g)
+	err := app.RunContext(ctx, reorderArgs(app, os.Args))
 	stop()
 	os.Exit(g.exit(err))
 }

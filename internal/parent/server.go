@@ -54,6 +54,11 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
 		return
 	}
+	// Progress is streamed while the tarball is still being read.
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+		return
+	}
 	out := newStream(w)
 	prepare := func(ctx context.Context) (string, error) {
 		began := time.Now()

@@ -1,0 +1,49 @@
+# beamdeploy — see README.md. Everything runs as root on Debian 12.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+SANDBOX  := scripts/sandbox
+
+.PHONY: all build deps example-release demo test unit test-systemd fmt-check vet lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/beamdeploy ./cmd/beamdeploy
+
+# Debian packages the sandbox and tests need (idempotent).
+deps:
+	scripts/deps
+
+# make example-release VERSION=1.2.3 → dist/hello-1.2.3.tar.gz with bin/hello
+example-release:
+	scripts/example-release $(VERSION)
+
+# A real swap of the example app under load, in a throwaway systemd.
+demo: deps build
+	scripts/example-release 1.0.0
+	scripts/example-release 1.1.0
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
+	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
+
+test: deps fmt-check vet lint unit test-systemd
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# The real-systemd suite: systemd 252 as PID 1 of fresh namespaces.
+test-systemd: deps
+	$(SANDBOX) -- $(GO) test -race -count=1 -run '^TestSystemd' ./...
+
+fmt-check:
+	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+
+lint:
+	$(GO) tool staticcheck ./...
+
+clean:
+	rm -rf bin dist
