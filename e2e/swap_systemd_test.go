@@ -88,6 +88,7 @@ func TestSystemdConcurrentUpgradeRefusedAndStatusAnswers(t *testing.T) {
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	slow := release(t, "1.1.0-slow", "HELLO_READY_DELAY=3s")
+	other := release(t, "1.2.0")
 	done := make(chan error, 1)
 	go func() { _, _, err := a.upgrade(slow); done <- err }()
 	require.Eventually(t, func() bool { return a.status().Upgrading }, 5*time.Second, 50*time.Millisecond)
@@ -99,7 +100,7 @@ func TestSystemdConcurrentUpgradeRefusedAndStatusAnswers(t *testing.T) {
 	assert.Equal(t, "1.0.0", st.Active.Release)
 
 	begin = time.Now()
-	out, err := a.run("upgrade", a.name, release(t, "1.2.0"))
+	out, err := a.run("upgrade", a.name, other)
 	assert.Equal(t, 5, exitCode(err), "exit 5 = swap in progress: %s", out)
 	assert.Contains(t, out, "swap in progress")
 	assert.Less(t, time.Since(begin), 2*time.Second, "refused at once")

@@ -66,7 +66,7 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 			Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
 		rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
 		if err != nil {
-			return "", fmt.Errorf("stage %s: %w", filename, err)
+			return "", err
 		}
 		out.progress(stagedEvent(rel, time.Since(began)))
 		return rel.Version, nil
@@ -151,7 +151,7 @@ func codeOf(err error) string {
 	case errors.Is(err, release.ErrNotFound):
 		return control.CodeReleaseNotFound
 	case errors.Is(err, release.ErrInvalidRelease), errors.Is(err, release.ErrChecksumMismatch),
-		errors.Is(err, release.ErrExists), errors.Is(err, release.ErrLimit):
+		errors.Is(err, release.ErrExists), errors.Is(err, release.ErrLimit), errors.Is(err, release.ErrCorrupt):
 		return control.CodeInvalidRelease
 	case errors.Is(err, swap.ErrRolledBack):
 		return control.CodeRolledBack
