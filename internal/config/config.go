@@ -45,7 +45,32 @@ type Config struct {
 	// DrainTimeout bounds how long an old instance may take to exit after
 	// SIGTERM before it is killed; DefaultDrainTimeout when zero.
 	DrainTimeout Duration `json:"drain_timeout,omitzero"`
+	// Hooks are commands run around the cutover.
+	Hooks Hooks `json:"hooks,omitzero"`
 }
+
+// DefaultHookTimeout bounds a hook when Hooks.Timeout is zero.
+const DefaultHookTimeout = 30 * time.Second
+
+// Hooks are commands (argv, absolute program path) run by the parent
+// during a swap. They get BEAMDEPLOY_APP, BEAMDEPLOY_SWAP, BEAMDEPLOY_HOOK,
+// BEAMDEPLOY_OLD_UNIT, BEAMDEPLOY_OLD_RELEASE, BEAMDEPLOY_NEW_UNIT and
+// BEAMDEPLOY_NEW_RELEASE in their environment (OLD_* empty on the first
+// start) and run in the new release's directory.
+type Hooks struct {
+	// BeforeCutover runs once the new instance is ready, before the old one
+	// is stopped; a non-zero exit or a timeout aborts the swap (the new
+	// instance is stopped, the old one keeps serving).
+	BeforeCutover []string `json:"before_cutover,omitempty"`
+	// AfterCutover runs after the old instance stopped; its failure is
+	// reported and undoes nothing.
+	AfterCutover []string `json:"after_cutover,omitempty"`
+	// Timeout bounds each hook; DefaultHookTimeout when zero.
+	Timeout Duration `json:"timeout,omitzero"`
+}
+
+// HookTimeout returns the effective hook timeout.
+func (c Config) HookTimeout() time.Duration { return orDefault(c.Hooks.Timeout, DefaultHookTimeout) }
 
 // Duration is a time.Duration written as a string ("30s") in JSON.
 type Duration time.Duration
@@ -95,7 +120,12 @@ func (c Config) Validate() error {
 	if len(c.Exec) == 0 || c.Exec[0] == "" {
 		return fmt.Errorf("%w: exec: no command (set \"exec\", e.g. [\"bin/%s\"])", ErrInvalid, c.App)
 	}
-	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 {
+	for name, argv := range map[string][]string{"before_cutover": c.Hooks.BeforeCutover, "after_cutover": c.Hooks.AfterCutover} {
+		if len(argv) > 0 && !filepath.IsAbs(argv[0]) {
+			return fmt.Errorf("%w: hooks.%s: %q is not an absolute path", ErrInvalid, name, argv[0])
+		}
+	}
+	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || c.Hooks.Timeout < 0 {
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalid)
 	}
 	return nil
