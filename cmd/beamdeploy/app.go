@@ -52,7 +52,7 @@ func newApp(g *globals) *cli.App {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "parent log level: debug, info, warn, error", EnvVars: []string{"BEAMDEPLOY_LOG_LEVEL"}, Destination: &g.logLevel},
 		},
 		Commands: []*cli.Command{
-			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g),
+			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
 			parentCommand(g), execCommand(g),
 		},
 	}

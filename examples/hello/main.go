@@ -2,8 +2,10 @@
 // example app and the blue/green instance of end-to-end tests.
 //
 // Every request is answered with "hello from <version>\n" and the headers
-// X-Release (the version), X-Instance (the beamdeploy unit, else the host name)
-// and X-Received (the length of the request body, which is read fully). The
+// X-Release (the version), X-Instance (the beamdeploy unit, else the host name),
+// X-Received (the length of the request body, which is read fully) and
+// X-Requests (requests served so far, carried across swaps through the
+// handoff store: see counter.go). The
 // query ?sleep=2s makes a request take that long (at most 30 s).
 //
 //	go build -ldflags "-X main.version=1.2.3" ./examples/hello
@@ -62,16 +64,19 @@ func run() int {
 	}
 	unit := instanceName()
 	log.Info("hello starting", "version", version, "unit", unit, "addr", ln.Addr().String())
-	srv := &http.Server{Handler: handler(unit), ReadHeaderTimeout: 10 * time.Second}
+	var count counter
+	srv := &http.Server{Handler: handler(unit, &count), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- beamdeploy.Serve(ctx, srv, ln, beamdeploy.ServeOptions{}) }()
 	if err := ready(ctx); err != nil {
 		log.Error("ready", "err", err)
 	}
+	go count.inherit(ctx, log)
 	if err := <-served; err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
+	count.handOver(log)
 	return 0
 }
 
@@ -104,7 +109,7 @@ func ready(ctx context.Context) error {
 	return beamdeploy.Ready()
 }
 
-func handler(unit string) http.Handler {
+func handler(unit string, count *counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		if err != nil {
@@ -118,6 +123,7 @@ func handler(unit string) http.Handler {
 		w.Header().Set("X-Release", version)
 		w.Header().Set("X-Instance", unit)
 		w.Header().Set("X-Received", strconv.FormatInt(n, 10))
+		w.Header().Set("X-Requests", strconv.FormatInt(count.n.Add(1), 10))
 		_, _ = fmt.Fprintf(w, "hello from %s\n", version) // the client may be gone
 	})
 }

@@ -37,8 +37,12 @@ func NewClient(app, socket string) *Client {
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
-	u := url.URL{Scheme: "http", Host: "beamdeploy", Path: path, RawQuery: q.Encode()}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	// path is already escaped (handoff keys may contain '/').
+	u := "http://beamdeploy" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("build request %s: %w", path, err)
 	}
@@ -70,14 +74,9 @@ func decodeError(resp *http.Response) error {
 
 // Status returns the parent's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	resp, err := c.do(ctx, http.MethodGet, PathStatus, nil, nil, "")
-	if err != nil {
-		return Status{}, err
-	}
-	defer resp.Body.Close()
 	var s Status
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return Status{}, fmt.Errorf("decode status: %w", err)
+	if err := c.getJSON(ctx, PathStatus, nil, &s); err != nil {
+		return Status{}, err
 	}
 	return s, nil
 }

@@ -46,6 +46,10 @@ var (
 	ErrInvalidRelease = errors.New("control: invalid release")
 	// ErrBadRequest means the request itself was malformed.
 	ErrBadRequest = errors.New("control: bad request")
+	// ErrNotFound means a handoff key does not exist.
+	ErrNotFound = errors.New("control: not found")
+	// ErrLimit means a handoff write exceeded a limit of the store.
+	ErrLimit = errors.New("control: limit exceeded")
 )
 
 // Error is a failure reported by the parent.
@@ -77,6 +81,10 @@ func (e *Error) Is(target error) bool {
 		return target == swap.ErrShuttingDown
 	case CodeBadRequest:
 		return target == ErrBadRequest
+	case CodeNotFound:
+		return target == ErrNotFound
+	case CodeLimit:
+		return target == ErrLimit
 	}
 	return false
 }
@@ -127,3 +135,37 @@ const (
 func NotRunningError(app, socket string, cause error) error {
 	return fmt.Errorf("%w: no answer on %s (%v); start it with: systemctl start %s.service", ErrNotRunning, socket, cause, app)
 }
+
+// Handoff endpoints: GET PathHandoff lists; GET, PUT and DELETE
+// PathHandoff+"/KEY" read, write (raw body) and delete one key.
+const PathHandoff = "/v1/handoff"
+
+// Handoff answers GET /v1/handoff.
+type Handoff struct {
+	MessageType string            `json:"message_type"` // TypeHandoff
+	Entries     map[string][]byte `json:"entries"`
+}
+
+// Peers answers GET /v1/peers?unit=UNIT and GET /v1/cutover?unit=UNIT:
+// which instance is replacing UNIT (Incoming, set from READY=1 of the new
+// instance until UNIT is stopped) and which one UNIT replaced (Outgoing).
+// /v1/cutover waits until no swap involving UNIT is running any more, so a
+// new instance learns that the old one has stopped.
+type Peers struct {
+	MessageType string `json:"message_type"` // TypePeers
+	Unit        string `json:"unit"`
+	Incoming    string `json:"incoming,omitempty"`
+	Outgoing    string `json:"outgoing,omitempty"`
+}
+
+// More message types and paths.
+const (
+	TypeHandoff = "handoff"
+	TypePeers   = "peers"
+	PathPeers   = "/v1/peers"
+	PathCutover = "/v1/cutover"
+	// CodeNotFound is returned for a missing handoff key.
+	CodeNotFound = "not_found"
+	// CodeLimit is returned when a handoff write exceeds a limit.
+	CodeLimit = "limit"
+)

@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
@@ -83,6 +85,10 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	if err != nil {
 		return nil, err
 	}
+	ho, err := handoff.Open(filepath.Join(stateDir, "handoff.json"), handoff.Limits{})
+	if err != nil {
+		return nil, err
+	}
 	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store}
 	m := swap.New(rt, swap.Options{Save: st.save, Hooks: hooks(app, cfg, store)})
 	sdv, err := um.Version(ctx)
@@ -91,7 +97,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	}
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
-		systemd: sdv, log: opts.Log, onSwap: func(swap.Result) { d.notifyStatus() }}
+		systemd: sdv, log: opts.Log, handoff: ho, onSwap: func(swap.Result) { d.notifyStatus() }}
 	return d, nil
 }
 

@@ -28,7 +28,9 @@ func (d *daemon) reconcile(ctx context.Context) {
 		d.machine.Adopt(nil, st.LastSwap)
 		if st.Active != nil {
 			d.log.Info("no instance running; starting the last active release", "release", st.Active.Release)
-			if _, err := d.machine.Swap(ctx, swap.Request{Release: st.Active.Release}, nil); err != nil {
+			_, err := d.machine.Swap(ctx, swap.Request{Release: st.Active.Release}, nil)
+			d.srv.swapEnded.notify()
+			if err != nil {
 				d.log.Error("could not start the last active release", "release", st.Active.Release, "err", err)
 			}
 		}

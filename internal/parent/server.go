@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
@@ -26,6 +27,8 @@ type server struct {
 	systemd   int
 	log       *slog.Logger
 	onSwap    func(swap.Result) // after every swap
+	handoff   *handoff.Store
+	swapEnded broadcast
 }
 
 func (s *server) handler() http.Handler {
@@ -34,6 +37,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST "+control.PathUpgrade, s.upgrade)
 	mux.HandleFunc("POST "+control.PathReload, s.reload)
 	mux.HandleFunc("POST "+control.PathSwap, s.swapTo)
+	s.handoffRoutes(mux)
 	return mux
 }
 
@@ -124,6 +128,7 @@ func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
 		out.fail(http.StatusConflict, errorBody(codeOf(err), err.Error()))
 		return
 	}
+	s.swapEnded.notify()
 	if s.onSwap != nil {
 		s.onSwap(res)
 	}

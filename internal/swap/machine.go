@@ -41,6 +41,7 @@ type Machine struct {
 	phase    Phase
 	active   *Instance
 	draining *Instance
+	incoming *Instance
 	swapID   string
 	target   string
 	began    time.Time
@@ -85,6 +86,7 @@ func (m *Machine) Status() Status {
 	return Status{
 		Active:    clone(m.active),
 		Draining:  clone(m.draining),
+		Incoming:  clone(m.incoming),
 		Upgrading: m.phase != PhaseIdle,
 		Phase:     m.phase,
 		Swap:      m.swapID,
@@ -136,7 +138,7 @@ func (m *Machine) end(res Result) {
 	m.cancel()
 	close(m.done)
 	m.phase, m.swapID, m.target, m.began = PhaseIdle, "", "", time.Time{}
-	m.draining, m.cancel, m.done = nil, nil, nil
+	m.draining, m.incoming, m.cancel, m.done = nil, nil, nil, nil
 	m.last = &res
 }
 

@@ -127,7 +127,9 @@ func (r *run) start(ctx context.Context, release string) (Instance, error) {
 // cutover runs the before-cutover hook and makes next the active instance.
 func (r *run) cutover(ctx context.Context, next Instance) error {
 	m := r.m
-	m.setPhase(PhaseCutover)
+	m.mu.Lock()
+	m.phase, m.incoming = PhaseCutover, clone(&next)
+	m.mu.Unlock()
 	if h := m.opts.Hooks.BeforeCutover; h != nil {
 		r.emit(PhaseCutover, next.Unit, next.Release, "running before_cutover hook")
 		if err := h(ctx, Transition{ID: r.res.ID, Old: clone(r.res.From), New: next}); err != nil {
@@ -140,7 +142,7 @@ func (r *run) cutover(ctx context.Context, next Instance) error {
 		return &RollbackError{Phase: PhaseCutover, Err: err}
 	}
 	m.mu.Lock()
-	m.draining, m.active = m.active, clone(&next)
+	m.draining, m.active, m.incoming = m.active, clone(&next), nil
 	m.phase = PhaseDraining
 	m.mu.Unlock()
 	if err := m.save(); err != nil {

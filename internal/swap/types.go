@@ -129,8 +129,10 @@ type Result struct {
 
 // Status is a snapshot of the machine.
 type Status struct {
-	Active    *Instance `json:"active"`
-	Draining  *Instance `json:"draining,omitempty"`
+	Active   *Instance `json:"active"`
+	Draining *Instance `json:"draining,omitempty"`
+	// Incoming is the new instance between READY=1 and the cutover.
+	Incoming  *Instance `json:"incoming,omitempty"`
 	Upgrading bool      `json:"upgrading"`
 	Phase     Phase     `json:"phase"`
 	Swap      string    `json:"swap,omitempty"`   // id of the running swap

@@ -1,0 +1,112 @@
+package beamdeploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+)
+
+// EnvSocket holds the path of the parent's control socket; the parent sets
+// it for its instances.
+const EnvSocket = "BEAMDEPLOY_SOCKET"
+
+// ErrNotManaged is returned by the handoff and peer functions when the
+// process does not run under beamdeploy (BEAM_DEPLOY unset, or no
+// BEAMDEPLOY_SOCKET).
+var ErrNotManaged = errors.New("beamdeploy: not running under beamdeploy")
+
+// ErrHandoffNotFound is returned by Get and Delete for a key that is not in
+// the handoff store.
+var ErrHandoffNotFound = control.ErrNotFound
+
+func parent() (*control.Client, error) {
+	sock := os.Getenv(EnvSocket)
+	if !Enabled() || sock == "" {
+		return nil, ErrNotManaged
+	}
+	return control.NewClient(os.Getenv(EnvApp), sock), nil
+}
+
+func withParent[T any](f func(*control.Client) (T, error)) (T, error) {
+	c, err := parent()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer c.Close()
+	return f(c)
+}
+
+// Put stores value under key in the handoff store the parent keeps for the
+// app. It returns once the value is on disk; the store survives swaps and
+// parent restarts. Keys are 1-256 printable ASCII bytes without spaces;
+// values at most 64 KiB. Outside beamdeploy it returns ErrNotManaged.
+func Put(ctx context.Context, key string, value []byte) error {
+	_, err := withParent(func(c *control.Client) (struct{}, error) { return struct{}{}, c.HandoffPut(ctx, key, value) })
+	return err
+}
+
+// Get returns the value stored under key, or an error matching
+// ErrHandoffNotFound.
+func Get(ctx context.Context, key string) ([]byte, error) {
+	return withParent(func(c *control.Client) ([]byte, error) { return c.HandoffGet(ctx, key) })
+}
+
+// Delete removes key, or returns an error matching ErrHandoffNotFound.
+func Delete(ctx context.Context, key string) error {
+	_, err := withParent(func(c *control.Client) (struct{}, error) { return struct{}{}, c.HandoffDelete(ctx, key) })
+	return err
+}
+
+// List returns every entry of the handoff store.
+func List(ctx context.Context) (map[string][]byte, error) {
+	return withParent(func(c *control.Client) (map[string][]byte, error) { return c.HandoffList(ctx) })
+}
+
+// Peers names the instances around this one in a swap: Incoming replaces
+// it (set from the moment the new instance is ready until this one is
+// stopped), Outgoing is the one it replaced. Empty means none.
+type Peers struct {
+	Incoming string
+	Outgoing string
+}
+
+// CurrentPeers returns this instance's peers now.
+func CurrentPeers(ctx context.Context) (Peers, error) {
+	return withParent(func(c *control.Client) (Peers, error) {
+		p, err := c.Peers(ctx, os.Getenv(EnvUnit))
+		if err != nil {
+			return Peers{}, fmt.Errorf("ask parent for peers: %w", err)
+		}
+		return Peers{Incoming: p.Incoming, Outgoing: p.Outgoing}, nil
+	})
+}
+
+// IncomingPeer returns the unit replacing this instance, or "".
+func IncomingPeer(ctx context.Context) (string, error) {
+	p, err := CurrentPeers(ctx)
+	return p.Incoming, err
+}
+
+// OutgoingPeer returns the unit this instance replaced, or "".
+func OutgoingPeer(ctx context.Context) (string, error) {
+	p, err := CurrentPeers(ctx)
+	return p.Outgoing, err
+}
+
+// WaitCutover blocks until the swap that started this instance is over,
+// then returns its peers. Call it after Ready: when it returns with a
+// non-empty Outgoing, the old instance has stopped, so whatever it wrote
+// to the handoff store while draining can be read with Get.
+func WaitCutover(ctx context.Context) (Peers, error) {
+	return withParent(func(c *control.Client) (Peers, error) {
+		p, err := c.WaitCutover(ctx, os.Getenv(EnvUnit))
+		if err != nil {
+			return Peers{}, fmt.Errorf("wait for cutover: %w", err)
+		}
+		return Peers{Incoming: p.Incoming, Outgoing: p.Outgoing}, nil
+	})
+}
