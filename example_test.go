@@ -2,6 +2,7 @@ package beamdeploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -62,4 +63,29 @@ func ExampleNamedListeners() {
 	for _, l := range ls {
 		fmt.Println(l.Name, l.Addr())
 	}
+}
+
+// A new instance takes over what the old one handed over once the old one
+// has stopped.
+func ExampleWaitCutover() {
+	ctx := context.Background()
+	_ = beamdeploy.Ready()
+	p, err := beamdeploy.WaitCutover(ctx)
+	if err != nil || p.Outgoing == "" {
+		return // first instance, or not managed
+	}
+	state, err := beamdeploy.Get(ctx, "sessions")
+	if errors.Is(err, beamdeploy.ErrHandoffNotFound) {
+		return
+	}
+	fmt.Printf("took over %d bytes from %s\n", len(state), p.Outgoing)
+}
+
+// The old instance hands state over after draining, before it exits.
+func ExamplePut() {
+	ctx := context.Background()
+	if err := beamdeploy.Put(ctx, "sessions", []byte(`{"open":3}`)); errors.Is(err, beamdeploy.ErrNotManaged) {
+		fmt.Println("not running under beamdeploy")
+	}
+	// Output: not running under beamdeploy
 }
