@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check
+.PHONY: all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
 
-test: deps fmt-check vet lint unit sandbox-check test-systemd
+test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -50,3 +50,8 @@ clean:
 
 sandbox-check:
 	scripts/sandbox-check
+
+# The tarball extractor's fuzz target (FUZZTIME=10m for a longer run).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzStage -fuzztime=$(FUZZTIME) ./internal/release

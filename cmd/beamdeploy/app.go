@@ -53,6 +53,7 @@ func newApp(g *globals) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
+			stageCommand(g), releasesCommand(g), rollbackCommand(g),
 			parentCommand(g), execCommand(g),
 		},
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -24,33 +23,21 @@ func upgradeCommand(g *globals) *cli.Command {
 			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
 			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
 			"old colour is gone. If the new release fails to start, it is stopped and the old\n" +
-			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n\n" +
+			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n" +
+			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n\n" +
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
-			&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content"},
-			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
-		},
+		Flags: tarballFlags(),
 		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
+			app, f, opts, err := openTarball(c)
 			if err != nil {
 				return err
-			}
-			path := c.Args().Get(1)
-			if path == "" {
-				return usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return fmt.Errorf("open release: %w", err)
 			}
 			defer f.Close()
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
 			cl := g.client(app)
 			defer cl.Close()
-			opts := control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force")}
-			res, err := cl.Upgrade(ctx, filepath.Base(path), f, opts, g.progress())
+			res, err := cl.Upgrade(ctx, filepath.Base(f.Name()), f, opts, g.progress())
 			return g.printResult(app, res, err)
 		},
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	// DrainTimeout bounds how long an old instance may take to exit after
 	// SIGTERM before it is killed; DefaultDrainTimeout when zero.
 	DrainTimeout Duration `json:"drain_timeout,omitzero"`
+	// KeepReleases is how many deployed releases retention keeps
+	// (DefaultKeepReleases when zero). The active release, one draining,
+	// the rollback target and releases never deployed are always kept.
+	KeepReleases int `json:"keep_releases,omitempty"`
 	// Hooks are commands run around the cutover.
 	Hooks Hooks `json:"hooks,omitzero"`
 }
@@ -67,6 +71,17 @@ type Hooks struct {
 	AfterCutover []string `json:"after_cutover,omitempty"`
 	// Timeout bounds each hook; DefaultHookTimeout when zero.
 	Timeout Duration `json:"timeout,omitzero"`
+}
+
+// DefaultKeepReleases is the retention default.
+const DefaultKeepReleases = 5
+
+// Keep returns the effective number of releases to keep.
+func (c Config) Keep() int {
+	if c.KeepReleases <= 0 {
+		return DefaultKeepReleases
+	}
+	return c.KeepReleases
 }
 
 // HookTimeout returns the effective hook timeout.
@@ -125,7 +140,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: hooks.%s: %q is not an absolute path", ErrInvalid, name, argv[0])
 		}
 	}
-	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || c.Hooks.Timeout < 0 {
+	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || c.Hooks.Timeout < 0 || c.KeepReleases < 0 {
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalid)
 	}
 	return nil

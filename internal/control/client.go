@@ -91,14 +91,7 @@ type UpgradeOptions struct {
 // onProgress is called for each progress message. It returns once the swap
 // is over.
 func (c *Client) Upgrade(ctx context.Context, filename string, tarball io.Reader, opts UpgradeOptions, onProgress func(Progress)) (Result, error) {
-	q := url.Values{"filename": {filename}}
-	if opts.SHA256 != "" {
-		q.Set("sha256", opts.SHA256)
-	}
-	if opts.Force {
-		q.Set("force", "1")
-	}
-	return c.stream(ctx, PathUpgrade, q, tarball, "application/gzip", onProgress)
+	return c.stream(ctx, PathUpgrade, opts.query(filename), tarball, "application/gzip", onProgress)
 }
 
 // Reload swaps to the newest staged release not deployed yet, or into a
@@ -117,9 +110,18 @@ func (c *Client) Swap(ctx context.Context, release string, onProgress func(Progr
 }
 
 func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.Reader, ctype string, onProgress func(Progress)) (Result, error) {
+	var r Result
+	err := c.streamTo(ctx, path, q, body, ctype, onProgress, func(line []byte) error { return decodeFinal(line, &r) }, TypeResult)
+	return r, err
+}
+
+// streamTo reads a progress stream until the message of type final (given
+// to decode) or an error message.
+func (c *Client) streamTo(ctx context.Context, path string, q url.Values, body io.Reader, ctype string,
+	onProgress func(Progress), decode func([]byte) error, final string) error {
 	resp, err := c.do(ctx, http.MethodPost, path, q, body, ctype)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -130,7 +132,7 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.
 		}
 		line := sc.Bytes()
 		if err := json.Unmarshal(line, &head); err != nil {
-			return Result{}, fmt.Errorf("decode message from parent: %w", err)
+			return fmt.Errorf("decode message from parent: %w", err)
 		}
 		switch head.MessageType {
 		case TypeProgress:
@@ -138,22 +140,18 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.
 			if err := json.Unmarshal(line, &p); err == nil && onProgress != nil {
 				onProgress(p)
 			}
-		case TypeResult:
-			var r Result
-			if err := json.Unmarshal(line, &r); err != nil {
-				return Result{}, fmt.Errorf("decode result: %w", err)
-			}
-			return r, nil
+		case final:
+			return decode(line)
 		case TypeError:
 			var e Error
-			if err := json.Unmarshal(line, &e); err != nil {
-				return Result{}, fmt.Errorf("decode error: %w", err)
+			if err := decodeFinal(line, &e); err != nil {
+				return err
 			}
-			return Result{}, &e
+			return &e
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return Result{}, fmt.Errorf("read progress from parent: %w", err)
+		return fmt.Errorf("read progress from parent: %w", err)
 	}
-	return Result{}, errors.New("the parent closed the stream without a result; check: journalctl -u " + c.App + ".service")
+	return errors.New("the parent closed the stream without a result; check: journalctl -u " + c.App + ".service")
 }

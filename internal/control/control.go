@@ -169,3 +169,40 @@ const (
 	// CodeLimit is returned when a handoff write exceeds a limit.
 	CodeLimit = "limit"
 )
+
+// Release endpoints.
+const (
+	PathReleases = "/v1/releases" // GET: list
+	PathStage    = "/v1/stage"    // POST ?filename=&sha256=&force=1, body: tarball; streams progress then "staged"
+	PathRollback = "/v1/rollback" // POST ?to=VERSION; streams like upgrade
+	TypeReleases = "releases"     // message type of GET /v1/releases
+	TypeStaged   = "staged"       // last message of POST /v1/stage
+)
+
+// ReleaseInfo describes one staged release. State is "active",
+// "draining", "previous" (the rollback target) or "available".
+type ReleaseInfo struct {
+	Version    string    `json:"version"`
+	State      string    `json:"state"`
+	Size       int64     `json:"size"`
+	Files      int       `json:"files"`
+	SHA256     string    `json:"sha256"`
+	StagedAt   time.Time `json:"staged_at"`
+	DeployedAt time.Time `json:"deployed_at,omitzero"`
+}
+
+// Releases answers GET /v1/releases, oldest staged first.
+type Releases struct {
+	MessageType string        `json:"message_type"` // TypeReleases
+	Releases    []ReleaseInfo `json:"releases"`
+}
+
+// Staged ends a successful POST /v1/stage.
+type Staged struct {
+	MessageType string `json:"message_type"` // TypeStaged
+	Version     string `json:"version"`
+	Size        int64  `json:"size"`
+	Files       int    `json:"files"`
+	SHA256      string `json:"sha256"`
+	Reused      bool   `json:"reused"`
+}

@@ -29,6 +29,8 @@ type server struct {
 	onSwap    func(swap.Result) // after every swap
 	handoff   *handoff.Store
 	swapEnded broadcast
+	exec      []string // the app's command, for release checks
+	keep      int      // releases to keep (retention)
 }
 
 func (s *server) handler() http.Handler {
@@ -37,6 +39,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST "+control.PathUpgrade, s.upgrade)
 	mux.HandleFunc("POST "+control.PathReload, s.reload)
 	mux.HandleFunc("POST "+control.PathSwap, s.swapTo)
+	mux.HandleFunc("GET "+control.PathReleases, s.releasesHandler)
+	mux.HandleFunc("POST "+control.PathStage, s.stageHandler)
+	mux.HandleFunc("POST "+control.PathRollback, s.rollbackHandler)
 	s.handoffRoutes(mux)
 	return mux
 }
@@ -52,9 +57,7 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	filename := q.Get("filename")
-	if _, _, err := release.ParseFilename(filename); err != nil {
+	if _, _, err := release.ParseFilename(r.URL.Query().Get("filename")); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
 		return
 	}
@@ -64,18 +67,10 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := newStream(w)
-	prepare := func(ctx context.Context) (string, error) {
-		began := time.Now()
-		opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Size: r.ContentLength,
-			Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
-		rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
-		if err != nil {
-			return "", err
-		}
-		out.progress(stagedEvent(rel, time.Since(began)))
-		return rel.Version, nil
-	}
-	s.run(r.Context(), out, swap.Request{Prepare: prepare})
+	s.run(r.Context(), out, swap.Request{Prepare: func(ctx context.Context) (string, error) {
+		rel, err := s.stage(ctx, r, out)
+		return rel.Version, err
+	}})
 }
 
 func (s *server) reload(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +139,7 @@ func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
 		return
 	}
 	s.log.Info("swap done", "swap", res.ID, "release", res.Release, "ready", res.Ready, "stop", res.Stop, "total", res.Total)
+	s.prune()
 	out.send(control.Result{MessageType: control.TypeResult, Result: res})
 }
 

@@ -116,4 +116,8 @@ type StageOptions struct {
 	// bytes read, about every MiB and once at the end. It runs on the
 	// calling goroutine and must not block.
 	Progress func(bytesRead int64)
+	// Command, if set, is the app's command relative to the release root;
+	// the release is refused unless it passes CheckCommand. Checked only
+	// when the release is extracted, not when an identical one is reused.
+	Command string
 }

@@ -68,7 +68,7 @@ func (s *Store) stage(ctx context.Context, filename string, r io.Reader, opts St
 	}
 	rel := Release{App: app, Version: version, Dir: filepath.Join(s.releasesPath(), version)}
 	size := compressedSize(r, opts.Size)
-	return s.stageNew(ctx, src, size, rel, want, opts.Force)
+	return s.stageNew(ctx, src, size, rel, want, opts)
 }
 
 // compareExisting hashes the rest of src and compares it with the staged
@@ -92,7 +92,7 @@ func checksumErr(want, got string) error {
 	return fmt.Errorf("%w: want sha256 %s, got %s", ErrChecksumMismatch, want, got)
 }
 
-func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Release, want string, force bool) (Release, error) {
+func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Release, want string, opts StageOptions) (Release, error) {
 	if err := os.MkdirAll(s.releasesPath(), 0o755); err != nil {
 		return Release{}, fmt.Errorf("create releases directory: %w", err)
 	}
@@ -115,11 +115,16 @@ func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Relea
 	if want != "" && rel.SHA256 != want {
 		return Release{}, checksumErr(want, rel.SHA256)
 	}
+	if opts.Command != "" {
+		if err := CheckCommand(x.root, opts.Command); err != nil {
+			return Release{}, err
+		}
+	}
 	rel.Size, rel.Files, rel.StagedAt = x.size, x.files, time.Now().UTC()
 	if err := writeMetadata(x.root, rel); err != nil {
 		return Release{}, err
 	}
-	return s.install(x.root, filepath.Join(tmp, "old"), rel, force)
+	return s.install(x.root, filepath.Join(tmp, "old"), rel, opts.Force)
 }
 
 // install renames the complete release root dir to rel.Dir. An existing

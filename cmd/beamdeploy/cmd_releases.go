@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+)
+
+func stageCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "stage",
+		Usage:     "unpack and verify a release tarball without swapping to it",
+		UsageText: "beamdeploy stage APP TARBALL [--sha256 HEX] [--force]",
+		Description: "A following `systemctl reload APP` (or `beamdeploy reload APP`) swaps to it.\n" +
+			"The tarball's sha256 is checked against --sha256, else against TARBALL.sha256\n" +
+			"(sha256sum format) when that file exists. The app's command must be an ELF\n" +
+			"binary for this host's architecture or a #! script.\n\n" +
+			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n\n" + exitStatusHelp,
+		Flags: tarballFlags(),
+		Action: func(c *cli.Context) error {
+			app, f, opts, err := openTarball(c)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			cl := g.client(app)
+			defer cl.Close()
+			st, err := cl.Stage(ctx, filepath.Base(f.Name()), f, opts, g.progress())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return json.NewEncoder(g.stdout).Encode(st)
+			}
+			fmt.Fprintf(g.stdout, "staged %s %s (%d files, %.1f MB); swap to it with: systemctl reload %s\n", app, st.Version, st.Files, float64(st.Size)/1e6, app)
+			return nil
+		},
+	}
+}
+
+func tarballFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX (default: TARBALL.sha256 if present)", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
+		&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content"},
+		&cli.DurationFlag{Name: "timeout", Usage: "give up after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+	}
+}
+
+// openTarball opens APP TARBALL's file and works out its expected sha256.
+func openTarball(c *cli.Context) (string, *os.File, control.UpgradeOptions, error) {
+	app, err := appArg(c)
+	if err != nil {
+		return "", nil, control.UpgradeOptions{}, err
+	}
+	path := c.Args().Get(1)
+	if path == "" {
+		return "", nil, control.UpgradeOptions{}, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
+	}
+	opts := control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force")}
+	if opts.SHA256 == "" {
+		if opts.SHA256, err = sha256File(path); err != nil {
+			return "", nil, opts, err
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, opts, fmt.Errorf("open release: %w", err)
+	}
+	return app, f, opts, nil
+}
+
+// sha256File reads the checksum for tarball from TARBALL.sha256
+// (sha256sum format), or returns "" when there is no such file.
+func sha256File(tarball string) (string, error) {
+	f, err := os.Open(tarball + ".sha256")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read checksum file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<16))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 2 && filepath.Base(strings.TrimPrefix(fields[1], "*")) == filepath.Base(tarball) {
+			return fields[0], nil
+		}
+		if len(fields) == 1 {
+			return fields[0], nil
+		}
+	}
+	return "", fmt.Errorf("%s.sha256 has no line for %s (expected sha256sum format: HEX  %s)", tarball, filepath.Base(tarball), filepath.Base(tarball))
+}
+
+func releasesCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:        "releases",
+		Usage:       "list APP's staged releases: version, state, size, staged and deployed times",
+		UsageText:   "beamdeploy releases APP [--json]",
+		Description: "State is active, draining, previous (the rollback target) or available.\n\n" + exitStatusHelp,
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			cl := g.client(app)
+			defer cl.Close()
+			rs, err := cl.Releases(c.Context)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return json.NewEncoder(g.stdout).Encode(rs)
+			}
+			fmt.Fprintf(g.stdout, "%-16s %-10s %9s  %-19s  %-19s\n", "VERSION", "STATE", "SIZE", "STAGED", "DEPLOYED")
+			for _, r := range rs.Releases {
+				deployed := "-"
+				if !r.DeployedAt.IsZero() {
+					deployed = r.DeployedAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(g.stdout, "%-16s %-10s %8.1fM  %-19s  %-19s\n", r.Version, r.State, float64(r.Size)/1e6, r.StagedAt.Local().Format(time.DateTime), deployed)
+			}
+			return nil
+		},
+	}
+}
+
+func rollbackCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "swap APP back to the previous release (or --to VERSION) with zero downtime",
+		UsageText: "beamdeploy rollback APP [--to VERSION]",
+		Description: "A normal blue-green swap to a staged release: the one deployed before the\n" +
+			"active one, unless --to names another (see `beamdeploy releases APP`).\n\n" + exitStatusHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			cl := g.client(app)
+			defer cl.Close()
+			res, err := cl.Rollback(ctx, c.String("to"), g.progress())
+			return g.printResult(app, res, err)
+		},
+	}
+}

@@ -1,0 +1,149 @@
+package e2e_test
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/loadgen"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func (a *app) releases() map[string]string {
+	a.t.Helper()
+	out, err := exec.Command(a.bin, "--json", "releases", a.name).Output()
+	require.NoError(a.t, err)
+	var rs control.Releases
+	require.NoError(a.t, json.Unmarshal(out, &rs))
+	m := map[string]string{}
+	for _, r := range rs.Releases {
+		m[r.Version] = r.State
+	}
+	return m
+}
+
+func TestSystemdStageReloadRollbackUnderLoad(t *testing.T) {
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+	out, err := a.run("stage", a.name, release(t, "1.1.0"))
+	require.NoError(t, err, out)
+	assert.Equal(t, map[string]string{"1.0.0": "active", "1.1.0": "available"}, a.releases())
+	requireServing(t, a, "1.0.0")
+
+	ctx, stop := context.WithCancel(t.Context())
+	var st loadgen.Stats
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		st = loadgen.Run(ctx, loadgen.Options{URL: "http://" + a.addr + "/", KeepAlive: true, Method: "POST", Body: []byte("x"), Duration: 2 * time.Minute, MaxRequests: 1_000_000})
+	})
+	time.Sleep(200 * time.Millisecond)
+	out2, err := exec.Command("systemctl", "reload", a.name+".service").CombinedOutput()
+	require.NoError(t, err, string(out2))
+	requireServing(t, a, "1.1.0")
+	assert.Equal(t, map[string]string{"1.0.0": "previous", "1.1.0": "active"}, a.releases())
+
+	out, err = a.run("rollback", a.name)
+	require.NoError(t, err, out)
+	requireServing(t, a, "1.0.0")
+	out, err = a.run("rollback", a.name, "--to", "1.1.0")
+	require.NoError(t, err, out)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("%s", st)
+	assert.Zero(t, st.Failed, "errors: %v", st.Errors)
+	requireServing(t, a, "1.1.0")
+}
+
+func TestSystemdReleaseVerification(t *testing.T) {
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+
+	// A release whose command is a binary for another architecture.
+	foreign := release(t, "2.0.0")
+	rewriteMachine(t, foreign)
+	out, err := a.run("upgrade", a.name, foreign)
+	require.Error(t, err)
+	assert.Contains(t, out, "ELF binary for EM_")
+	assert.NotContains(t, a.releases(), "2.0.0", "nothing staged")
+
+	// A checksum file beside the tarball that does not match.
+	v3 := release(t, "3.0.0")
+	require.NoError(t, os.WriteFile(v3+".sha256", []byte(hex.EncodeToString(make([]byte, 32))+"  hello-3.0.0.tar.gz\n"), 0o644))
+	out, err = a.run("upgrade", a.name, v3)
+	require.Error(t, err)
+	assert.Contains(t, out, "checksum mismatch")
+	// ...and one that does.
+	b, err := os.ReadFile(v3)
+	require.NoError(t, err)
+	sum := sha256.Sum256(b)
+	require.NoError(t, os.WriteFile(v3+".sha256", []byte(hex.EncodeToString(sum[:])+"  hello-3.0.0.tar.gz\n"), 0o644))
+	a.mustUpgrade(v3)
+	requireServing(t, a, "3.0.0")
+}
+
+// rewriteMachine rebuilds tarball with bin/hello claiming to be an aarch64
+// binary.
+func rewriteMachine(t *testing.T, tarball string) {
+	t.Helper()
+	bin, err := os.ReadFile(helloBin(t, "2.0.0"))
+	require.NoError(t, err)
+	bin[18], bin[19] = 183, 0 // e_machine = EM_AARCH64
+	writeTarball(t, tarball, map[string][]byte{"bin/hello": bin})
+}
+
+func writeTarball(t *testing.T, path string, files map[string][]byte) {
+	t.Helper()
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	for name, data := range files {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))}))
+		_, err := tw.Write(data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+}
+
+func TestSystemdDiskFullDuringStaging(t *testing.T) {
+	a := newApp(t)
+	dir := config.Paths{}.StateDir(a.name)
+	require.NoError(t, exec.Command("mount", "-t", "tmpfs", "-o", "size=100m", "bdtest-full", dir).Run())
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() }) // cleanup
+	a.mustUpgrade(release(t, "1.0.0"))
+
+	bin, err := os.ReadFile(helloBin(t, "2.0.0"))
+	require.NoError(t, err)
+	filler := make([]byte, 90<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range filler {
+		filler[i] = byte(r.Uint32())
+	}
+	big := filepath.Join(t.TempDir(), "hello-2.0.0.tar.gz")
+	writeTarball(t, big, map[string][]byte{"bin/hello": bin, "data/blob": filler})
+
+	out, err := a.run("upgrade", a.name, big)
+	require.Error(t, err)
+	assert.Contains(t, out, "not enough disk space")
+	assert.NotContains(t, a.releases(), "2.0.0")
+	entries, err := os.ReadDir(filepath.Join(dir, "staging"))
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing partial left in staging")
+	requireServing(t, a, "1.0.0")
+}

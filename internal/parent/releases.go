@@ -1,0 +1,199 @@
+package parent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+// Release states in listings.
+const (
+	StateActive    = "active"
+	StateDraining  = "draining"
+	StatePrevious  = "previous" // the rollback target
+	StateAvailable = "available"
+)
+
+// relCommand is the app's command relative to the release root, for
+// release.CheckCommand; "" when it is an absolute path outside releases.
+func relCommand(exec []string) string {
+	if len(exec) == 0 || filepath.IsAbs(exec[0]) {
+		return ""
+	}
+	return exec[0]
+}
+
+// previousRelease is the rollback target: the most recently deployed
+// release other than the active one, or "".
+func previousRelease(deployed map[string]time.Time, active string) string {
+	var best string
+	var at time.Time
+	for v, t := range deployed {
+		if v != active && t.After(at) {
+			best, at = v, t
+		}
+	}
+	return best
+}
+
+// pruneList returns the releases to delete to keep the keep most recently
+// deployed ones. It never returns the active, draining or previous
+// release, nor one that was never deployed (staged for a later reload).
+func pruneList(rels []release.Release, deployed map[string]time.Time, protect []string, keep int) []string {
+	var seen []string
+	for _, r := range rels {
+		if _, ok := deployed[r.Version]; ok {
+			seen = append(seen, r.Version)
+		}
+	}
+	slices.SortFunc(seen, func(a, b string) int { return deployed[b].Compare(deployed[a]) })
+	var out []string
+	for i, v := range seen {
+		if i >= keep && !slices.Contains(protect, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// prune applies the retention policy after a swap.
+func (s *server) prune() {
+	st := s.machine.Status()
+	if st.Upgrading {
+		return // the next swap's end prunes
+	}
+	rels, err := s.releases.List()
+	if err != nil {
+		s.log.Warn("retention: could not list releases", "err", err)
+		return
+	}
+	deployed := s.state.get().Deployed
+	var protect []string
+	for _, i := range []*swap.Instance{st.Active, st.Draining} {
+		if i != nil {
+			protect = append(protect, i.Release)
+		}
+	}
+	active := ""
+	if st.Active != nil {
+		active = st.Active.Release
+	}
+	protect = append(protect, previousRelease(deployed, active))
+	for _, v := range pruneList(rels, deployed, protect, s.keep) {
+		if err := s.releases.Remove(v); err != nil {
+			s.log.Warn("retention: could not remove release", "release", v, "err", err)
+			continue
+		}
+		s.log.Info("retention: removed old release", "release", v, "keep", s.keep)
+	}
+}
+
+func (s *server) releasesHandler(w http.ResponseWriter, _ *http.Request) {
+	rels, err := s.releases.List()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+		return
+	}
+	st := s.machine.Status()
+	deployed := s.state.get().Deployed
+	active := ""
+	if st.Active != nil {
+		active = st.Active.Release
+	}
+	prev := previousRelease(deployed, active)
+	out := control.Releases{MessageType: control.TypeReleases, Releases: []control.ReleaseInfo{}}
+	for _, r := range rels {
+		info := control.ReleaseInfo{Version: r.Version, Size: r.Size, Files: r.Files, SHA256: r.SHA256, StagedAt: r.StagedAt, State: StateAvailable}
+		if t, ok := deployed[r.Version]; ok {
+			info.DeployedAt = t
+		}
+		switch {
+		case r.Version == active:
+			info.State = StateActive
+		case st.Draining != nil && r.Version == st.Draining.Release:
+			info.State = StateDraining
+		case r.Version == prev:
+			info.State = StatePrevious
+		}
+		out.Releases = append(out.Releases, info)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// stageHandler stages an uploaded release without swapping to it.
+func (s *server) stageHandler(w http.ResponseWriter, r *http.Request) {
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+		return
+	}
+	out := newStream(w)
+	rel, err := s.stage(r.Context(), r, out)
+	if err != nil {
+		out.fail(http.StatusUnprocessableEntity, errorBody(codeOf(err), err.Error()))
+		return
+	}
+	out.send(control.Staged{MessageType: control.TypeStaged, Version: rel.Version, Size: rel.Size, Files: rel.Files, SHA256: rel.SHA256, Reused: rel.Reused})
+}
+
+// stage reads the tarball in r's body, reporting progress to out.
+func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (release.Release, error) {
+	q := r.URL.Query()
+	filename := q.Get("filename")
+	began := time.Now()
+	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Size: r.ContentLength,
+		Command:  relCommand(s.exec),
+		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
+	if opts.Force && s.inUse(filenameVersion(filename)) {
+		return release.Release{}, fmt.Errorf("%w: release %s is serving or draining; --force cannot replace it", release.ErrExists, filenameVersion(filename))
+	}
+	rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
+	if err != nil {
+		return rel, err
+	}
+	out.progress(stagedEvent(rel, time.Since(began)))
+	return rel, nil
+}
+
+func filenameVersion(filename string) string {
+	_, v, _ := release.ParseFilename(filename)
+	return v
+}
+
+// inUse reports whether an instance runs version.
+func (s *server) inUse(version string) bool {
+	st := s.machine.Status()
+	for _, i := range []*swap.Instance{st.Active, st.Draining, st.Incoming} {
+		if i != nil && i.Release == version {
+			return true
+		}
+	}
+	return false
+}
+
+// rollbackHandler swaps to the previous release, or to the one named.
+func (s *server) rollbackHandler(w http.ResponseWriter, r *http.Request) {
+	to := r.URL.Query().Get("to")
+	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
+		if to == "" {
+			active := ""
+			if a := s.machine.Status().Active; a != nil {
+				active = a.Release
+			}
+			to = previousRelease(s.state.get().Deployed, active)
+			if to == "" {
+				return "", fmt.Errorf("%w: no previous release to roll back to (see: beamdeploy releases %s)", release.ErrNotFound, s.app)
+			}
+		}
+		if _, err := s.releases.Get(to); err != nil {
+			return "", err
+		}
+		return to, nil
+	}})
+}
