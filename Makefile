@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
+.PHONY: deb test-deb all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
 
-test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd
+test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-deb
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -54,4 +54,15 @@ sandbox-check:
 # The tarball extractor's fuzz target (FUZZTIME=10m for a longer run).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzStage -fuzztime=$(FUZZTIME) ./internal/release
+	$(GO) test -run='^$$' -fuzz=FuzzStage -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x ./internal/release
+
+# dist/beamdeploy_VERSION_ARCH.deb, built offline with dpkg-deb; lintian-clean.
+deb:
+	packaging/deb/build
+	lintian --pedantic --fail-on error,warning dist/beamdeploy_*.deb
+
+# Install cycle in the sandbox: apt install → quickstart → swap → remove → purge.
+test-deb: deps deb
+	scripts/example-release 1.0.0
+	scripts/example-release 1.1.0
+	$(SANDBOX) -- packaging/deb/cycle-test $$(ls dist/beamdeploy_*.deb | head -1)

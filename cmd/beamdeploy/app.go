@@ -53,10 +53,11 @@ func newApp(g *globals) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
-			stageCommand(g), releasesCommand(g), rollbackCommand(g),
+			stageCommand(g), releasesCommand(g), rollbackCommand(g), logsCommand(g), checkCommand(g),
 			parentCommand(g), execCommand(g),
 		},
 	}
+	app.Commands = append(app.Commands, docsCommands(g)...)
 	return app
 }
 

@@ -200,6 +200,7 @@ After=%[1]s.socket network.target
 
 [Service]
 Type=notify
+LogExtraFields=BEAMDEPLOY_APP=%[1]s
 ExecStart=%[2]s parent %[1]s
 ExecReload=%[2]s reload %[1]s
 Restart=always

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -75,17 +77,39 @@ func contextWithTimeout(c *cli.Context, d time.Duration) (context.Context, conte
 	return context.WithTimeout(c.Context, d)
 }
 
-// progress prints swap steps: JSON lines on stdout with --json, else
-// readable lines on stderr.
+// progress prints swap steps: JSON lines on stdout with --json; on a
+// terminal, staging progress updates one line in place; otherwise plain
+// lines on stderr.
 func (g *globals) progress() func(control.Progress) {
 	enc := json.NewEncoder(g.stdout)
+	tty := isTerminal(g.stderr)
+	pending := false
 	return func(p control.Progress) {
 		if g.json {
 			_ = enc.Encode(p) // stdout gone: the result is lost anyway
 			return
 		}
-		fmt.Fprintf(g.stderr, "[%6.2fs] %s\n", p.Elapsed.Seconds(), p.Message)
+		line := fmt.Sprintf("[%6.2fs] %s", p.Elapsed.Seconds(), p.Message)
+		if tty && strings.HasPrefix(p.Message, "staging: ") {
+			fmt.Fprintf(g.stderr, "\r\033[K%s", line)
+			pending = true
+			return
+		}
+		if pending {
+			fmt.Fprint(g.stderr, "\r\033[K")
+			pending = false
+		}
+		fmt.Fprintln(g.stderr, line)
 	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (g *globals) printResult(app string, res control.Result, err error) error {
