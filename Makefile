@@ -33,7 +33,7 @@ unit:
 
 # The real-systemd suite: systemd 252 as PID 1 of fresh namespaces.
 test-systemd: deps
-	$(SANDBOX) -- $(GO) test -race -count=1 -run '^TestSystemd' ./...
+	$(SANDBOX) -- $(GO) test -race -count=1 -timeout 25m -run '^TestSystemd' ./...
 
 fmt-check:
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
