@@ -55,6 +55,10 @@ func beamdeployBin(t *testing.T) string {
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "beamdeploy-e2e-")
 		if buildErr == nil {
+			// Instances run as other users too and exec beamdeploy from here.
+			buildErr = os.Chmod(buildDir, 0o755)
+		}
+		if buildErr == nil {
 			buildErr = goBuild(filepath.Join(buildDir, "beamdeploy"), "github.com/beamdeploy/beamdeploy/cmd/beamdeploy", "-X main.version=e2e")
 		}
 	})

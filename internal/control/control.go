@@ -85,6 +85,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrNotFound
 	case CodeLimit:
 		return target == ErrLimit
+	case CodePermissionDenied:
+		return target == ErrPermissionDenied
 	}
 	return false
 }
@@ -206,3 +208,10 @@ type Staged struct {
 	SHA256      string `json:"sha256"`
 	Reused      bool   `json:"reused"`
 }
+
+// CodePermissionDenied is returned when the caller may not do what it
+// asked (see the README's "Who may do what").
+const CodePermissionDenied = "permission_denied"
+
+// ErrPermissionDenied matches a CodePermissionDenied error.
+var ErrPermissionDenied = errors.New("control: permission denied")

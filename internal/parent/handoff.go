@@ -16,12 +16,12 @@ import (
 const maxHandoffBody = 1 << 20
 
 func (s *server) handoffRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+control.PathHandoff, s.handoffList)
-	mux.HandleFunc("GET "+control.PathHandoff+"/{key}", s.handoffGet)
-	mux.HandleFunc("PUT "+control.PathHandoff+"/{key}", s.handoffPut)
-	mux.HandleFunc("DELETE "+control.PathHandoff+"/{key}", s.handoffDelete)
-	mux.HandleFunc("GET "+control.PathPeers, s.peersHandler)
-	mux.HandleFunc("GET "+control.PathCutover, s.cutoverHandler)
+	mux.HandleFunc("GET "+control.PathHandoff, s.guard(true, s.handoffList))
+	mux.HandleFunc("GET "+control.PathHandoff+"/{key}", s.guard(true, s.handoffGet))
+	mux.HandleFunc("PUT "+control.PathHandoff+"/{key}", s.guard(true, s.handoffPut))
+	mux.HandleFunc("DELETE "+control.PathHandoff+"/{key}", s.guard(true, s.handoffDelete))
+	mux.HandleFunc("GET "+control.PathPeers, s.guard(true, s.peersHandler))
+	mux.HandleFunc("GET "+control.PathCutover, s.guard(true, s.cutoverHandler))
 }
 
 func (s *server) handoffList(w http.ResponseWriter, _ *http.Request) {

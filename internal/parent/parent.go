@@ -107,19 +107,22 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("create runtime directory: %w", err)
 	}
-	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o600)
+	// Both sockets are open to all local users; every connection is then
+	// authorised by its SO_PEERCRED (see auth.go).
+	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
 	if err != nil {
 		return err
 	}
-	ctl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o660)
+	ctl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o666)
 	if err != nil {
 		broker.Close()
 		return err
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
-	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, nil) }()
-	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, d.authorizeBroker) }()
+	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
+		MaxHeaderBytes: 64 << 10}
 	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes ctl
 
 	d.reconcile(ctx)
@@ -140,6 +143,17 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("stop instances: %w", err)
 	}
 	return nil
+}
+
+// authorizeBroker hands listener fds only to the app's instances (and
+// root, for debugging).
+func (d *daemon) authorizeBroker(c *net.UnixConn) error {
+	p := peerOf(c)
+	if a := classify(d.opts.App, p); a.instance || (p.Err == nil && p.UID == 0) {
+		return nil
+	}
+	d.log.Warn("refused listener fds", "peer", p.String())
+	return fmt.Errorf("permission denied: %s", p)
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.

@@ -35,13 +35,15 @@ type server struct {
 
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+control.PathStatus, s.status)
-	mux.HandleFunc("POST "+control.PathUpgrade, s.upgrade)
-	mux.HandleFunc("POST "+control.PathReload, s.reload)
-	mux.HandleFunc("POST "+control.PathSwap, s.swapTo)
-	mux.HandleFunc("GET "+control.PathReleases, s.releasesHandler)
-	mux.HandleFunc("POST "+control.PathStage, s.stageHandler)
-	mux.HandleFunc("POST "+control.PathRollback, s.rollbackHandler)
+	// Deploy operations: root and the beamdeploy group. Reads, handoff and
+	// peers: also the app's own instances.
+	mux.HandleFunc("GET "+control.PathStatus, s.guard(true, s.status))
+	mux.HandleFunc("POST "+control.PathUpgrade, s.guard(false, s.upgrade))
+	mux.HandleFunc("POST "+control.PathReload, s.guard(false, s.reload))
+	mux.HandleFunc("POST "+control.PathSwap, s.guard(false, s.swapTo))
+	mux.HandleFunc("GET "+control.PathReleases, s.guard(true, s.releasesHandler))
+	mux.HandleFunc("POST "+control.PathStage, s.guard(false, s.stageHandler))
+	mux.HandleFunc("POST "+control.PathRollback, s.guard(false, s.rollbackHandler))
 	s.handoffRoutes(mux)
 	return mux
 }
