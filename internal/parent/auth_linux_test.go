@@ -8,10 +8,10 @@ import (
 
 func TestUnitFromCgroup(t *testing.T) {
 	tests := map[string]string{
-		"0::/system.slice/hello@blue.service\n": "hello@blue.service",
+		"0::/system.slice/hello@blue.service\n":                                           "hello@blue.service",
 		"12:pids:/system.slice\n1:name=systemd:/system.slice/hello@green.service\n0::/\n": "hello@green.service",
-		"0::/system.slice/hello@blue.service/app\n":                                        "hello@blue.service",
-		"0::/user.slice/user-0.slice/session-1.scope\n":                                    "",
+		"0::/system.slice/hello@blue.service/app\n":                                       "hello@blue.service",
+		"0::/user.slice/user-0.slice/session-1.scope\n":                                   "",
 		"garbage": "",
 	}
 	for in, want := range tests {
