@@ -53,7 +53,9 @@ func goBuild(out, pkg, ldflags string) error {
 func beamdeployBin(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "beamdeploy-e2e-")
+		// Not under /tmp: instances get a private /tmp (PrivateTmp=yes) and
+		// exec beamdeploy from here.
+		buildDir, buildErr = os.MkdirTemp("/run", "beamdeploy-e2e-")
 		if buildErr == nil {
 			// Instances run as other users too and exec beamdeploy from here.
 			buildErr = os.Chmod(buildDir, 0o755)

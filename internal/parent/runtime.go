@@ -93,6 +93,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		User:             r.cfg.User,
 		TimeoutStart:     r.cfg.Ready(),
 		TimeoutStop:      r.cfg.Drain(),
+		Hardened:         true,
 		Environment: []string{
 			"BEAM_DEPLOY=1",
 			"BEAMDEPLOY_APP=" + r.app,

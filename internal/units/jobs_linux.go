@@ -185,6 +185,11 @@ func (s Spec) properties() ([]sd.Property, error) {
 	if s.NotifyAccessAll {
 		props = append(props, prop("NotifyAccess", "all"))
 	}
+	if s.Hardened {
+		for _, h := range Hardening {
+			props = append(props, prop(h.Name, h.Value))
+		}
+	}
 	if len(s.LogExtraFields) > 0 {
 		fields := make([][]byte, len(s.LogExtraFields))
 		for i, f := range s.LogExtraFields {

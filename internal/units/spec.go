@@ -24,6 +24,33 @@ type Spec struct {
 	// NotifyAccessAll lets any process of the unit send sd_notify messages
 	// (needed when the main process is replaced in place).
 	NotifyAccessAll bool
+	// Hardened applies Hardening to the unit.
+	Hardened bool
+}
+
+// Hardening is the sandboxing a hardened unit gets: the systemd settings
+// that ordinary network services do not notice. Each one can be undone
+// with a drop-in (for instances: /etc/systemd/system/APP@.service.d/*.conf),
+// which systemd applies after these transient settings.
+var Hardening = []struct {
+	Name  string
+	Value any
+}{
+	{"NoNewPrivileges", true},
+	{"PrivateTmp", true},
+	{"PrivateDevices", true},
+	{"ProtectSystem", "full"},
+	{"ProtectHome", "read-only"},
+	{"ProtectKernelTunables", true},
+	{"ProtectKernelModules", true},
+	{"ProtectKernelLogs", true},
+	{"ProtectControlGroups", true},
+	{"ProtectClock", true},
+	{"ProtectHostname", true},
+	{"RestrictSUIDSGID", true},
+	{"RestrictRealtime", true},
+	{"LockPersonality", true},
+	{"SystemCallArchitectures", []string{"native"}},
 }
 
 // Unit is a snapshot of a unit's state as systemd reports it.

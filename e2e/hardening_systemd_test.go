@@ -1,0 +1,44 @@
+package e2e_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func show(t *testing.T, unit, prop string) string {
+	t.Helper()
+	out, err := exec.Command("systemctl", "show", "-P", prop, unit).Output()
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out))
+}
+
+func TestSystemdInstancesHardenedAndOverridable(t *testing.T) {
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+	unit := a.status().Active.Unit
+	assert.Equal(t, "yes", show(t, unit, "NoNewPrivileges"))
+	assert.Equal(t, "yes", show(t, unit, "PrivateTmp"))
+	assert.Equal(t, "full", show(t, unit, "ProtectSystem"))
+	out, _ := exec.Command("systemd-analyze", "security", "--no-pager", unit).CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	t.Logf("systemd-analyze security %s: %s", unit, lines[len(lines)-1])
+
+	// A drop-in for APP@.service undoes a setting for the next instance.
+	dir := filepath.Join("/etc/systemd/system", a.name+"@.service.d")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // cleanup
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "override.conf"), []byte("[Service]\nPrivateTmp=no\nEnvironment=HELLO_EXTRA=1\n"), 0o644))
+	require.NoError(t, exec.Command("systemctl", "daemon-reload").Run())
+	a.mustUpgrade(release(t, "1.1.0"))
+	unit = a.status().Active.Unit
+	assert.Equal(t, "no", show(t, unit, "PrivateTmp"), "the drop-in overrides the default")
+	assert.Equal(t, "yes", show(t, unit, "NoNewPrivileges"), "other defaults stay")
+	assert.Contains(t, show(t, unit, "Environment"), "HELLO_EXTRA=1")
+	requireServing(t, a, "1.1.0")
+}
