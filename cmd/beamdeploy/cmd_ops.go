@@ -100,9 +100,7 @@ func runCheck(ctx context.Context, g *globals, app string) []string {
 		if _, err := exec.LookPath("systemd-analyze"); err == nil {
 			out, err := exec.CommandContext(ctx, "systemd-analyze", append([]string{"verify", "--man=no"}, unitFiles...)...).CombinedOutput()
 			if err != nil {
-				for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-					problems = append(problems, l)
-				}
+				problems = append(problems, strings.Split(strings.TrimSpace(string(out)), "\n")...)
 			}
 		}
 	}

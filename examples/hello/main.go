@@ -19,6 +19,9 @@
 //	HELLO_NO_READY=1         serve, but never send READY=1
 //	HELLO_IGNORE_SIGTERM=1   ignore SIGTERM entirely and never drain (SIGKILL ends it)
 //	HELLO_READY_DELAY=<dur>  wait this long (e.g. 2s) before sending READY=1
+//	HELLO_REUSEPORT=1        standalone only: bind with SO_REUSEPORT, so that a
+//	                         second copy can bind the same port (the overlap
+//	                         scheme the benchmark compares beamdeploy with)
 package main
 
 import (
@@ -57,7 +60,7 @@ func run() int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ln, err := beamdeploy.Listen("tcp", *addr)
+	ln, err := listen(*addr)
 	if err != nil {
 		log.Error("listen", "err", err)
 		return 1

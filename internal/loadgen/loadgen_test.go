@@ -38,3 +38,20 @@ func TestRunRefused(t *testing.T) {
 	require.EqualValues(t, 3, st.Failed)
 	assert.EqualValues(t, 3, st.ByClass["refused"])
 }
+
+func TestRunOpenKeepsTheRate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Release", "1")
+	}))
+	defer srv.Close()
+	begin := time.Now()
+	samples := loadgen.RunOpen(t.Context(), loadgen.OpenOptions{URL: srv.URL, Rate: 200, Duration: time.Second, KeepAlive: true})
+	took := time.Since(begin)
+	require.Len(t, samples, 200)
+	assert.InDelta(t, 1.0, took.Seconds(), 0.5)
+	for _, s := range samples {
+		assert.Empty(t, s.Class)
+		assert.Equal(t, "1", s.Release)
+	}
+	assert.True(t, samples[199].Start.Sub(samples[0].Start) > 900*time.Millisecond, "starts are spread over the duration")
+}
