@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: deb test-deb all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
+.PHONY: bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
 
-test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-deb
+test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-deb bench-quick
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -66,3 +66,16 @@ test-deb: deps deb
 	scripts/example-release 1.0.0
 	scripts/example-release 1.1.0
 	$(SANDBOX) -- packaging/deb/cycle-test $$(ls dist/beamdeploy_*.deb | head -1)
+
+# Zero-downtime benchmark against the alternatives, in the sandbox:
+# bench/results.{json,md}, bench/latency.svg. QUICK=1: 10 swaps per scenario.
+bench: deps build
+	scripts/example-release 1.0.0
+	scripts/example-release 1.1.0
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=1.0.0' -o bin/hello ./examples/hello
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
+	$(SANDBOX) -- env QUICK=$(QUICK) bin/beamdeploy-bench -beamdeploy bin/beamdeploy -hello bin/hello -dist dist -out bench
+
+# What make test runs: fails if beamdeploy loses a request.
+bench-quick:
+	$(MAKE) bench QUICK=1

@@ -1,0 +1,214 @@
+// Command beamdeploy-bench is what `make bench` runs inside the sandboxed
+// systemd: the same app and the same open-model load against beamdeploy
+// swaps, `systemctl restart` of a socket-activated service, and the
+// per-instance SO_REUSEPORT overlap (tcp_migrate_req 0 and 1). It writes
+// bench/results.json, bench/results.md and bench/latency.svg.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/beamdeploy/beamdeploy/internal/loadgen"
+)
+
+type options struct {
+	bin, hello, dist, out string
+	quick                 bool
+	swaps                 int
+	interval              time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "beamdeploy", "bin/beamdeploy", "beamdeploy binary")
+	flag.StringVar(&o.hello, "hello", "bin/hello", "examples/hello binary (for the alternatives)")
+	flag.StringVar(&o.dist, "dist", "dist", "directory with hello-1.0.0.tar.gz and hello-1.1.0.tar.gz")
+	flag.StringVar(&o.out, "out", "bench", "directory for the reports")
+	flag.BoolVar(&o.quick, "quick", os.Getenv("QUICK") == "1", "10 swaps per scenario instead of 100 (also QUICK=1)")
+	flag.Parse()
+	o.swaps, o.interval = 100, 400*time.Millisecond
+	if o.quick {
+		o.swaps = 10
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	for _, p := range []*string{&o.bin, &o.hello, &o.dist, &o.out} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	// The load generator runs on CPU 1; the apps are pinned to CPU 0.
+	_ = unix.SchedSetaffinity(0, cpuSet(1)) // best effort on 1-CPU machines
+	rep := &report{Quick: o.quick, Swaps: o.swaps, Machine: machine()}
+	bd, err := newBD(ctx, o.bin, o.dist, "127.0.0.1:18200")
+	if err != nil {
+		return fmt.Errorf("set up beamdeploy: %w", err)
+	}
+	defer bd.Close()
+	if _, fds, err := bd.parentStats(); err == nil {
+		rep.ParentFDsBefore = fds
+	}
+	if err := calibrate(ctx, o, bd, rep); err != nil {
+		return err
+	}
+	if err := runAll(ctx, o, bd, rep); err != nil {
+		return err
+	}
+	if err := measureBD(ctx, o, bd, rep); err != nil {
+		return err
+	}
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	fmt.Print(rep.markdown())
+	if lost := rep.beamdeployFailures(); lost > 0 {
+		return fmt.Errorf("beamdeploy lost %d requests", lost)
+	}
+	return nil
+}
+
+// calibrate finds the app's capacity (closed loop, direct) and sets the
+// open-model rate at 40% of it.
+func calibrate(ctx context.Context, o options, bd *bdSystem, rep *report) error {
+	rs, err := newReuse(o.hello, "127.0.0.1:18203", 0)
+	if err != nil {
+		return fmt.Errorf("start hello directly: %w", err)
+	}
+	direct := throughput(ctx, rs.URL())
+	rs.Close()
+	through := throughput(ctx, bd.URL())
+	rep.CapacityDirect, rep.CapacityBeamdeploy = direct, through
+	rep.Rate = min(0.4*direct, 4000)
+	appReady = append(appReady, rs.readyTimes...)
+	return nil
+}
+
+func throughput(ctx context.Context, url string) float64 {
+	d := 3 * time.Second
+	st := loadgen.Run(ctx, loadgen.Options{URL: url, KeepAlive: true, Workers: 16, Duration: d, MaxRequests: 10_000_000})
+	return float64(st.OK) / d.Seconds()
+}
+
+// appReady collects how long hello takes from exec to READY=1 when run
+// directly: the app's own share of a swap's start.
+var appReady []time.Duration
+
+type scenario struct {
+	Name      string
+	Path      string
+	Method    string
+	KeepAlive bool
+	Rate      float64 // fraction of the calibrated rate, or absolute when > 1
+}
+
+func scenarios() []scenario {
+	return []scenario{
+		{Name: "S1 new connection per request", Path: "/", KeepAlive: false, Rate: 0.5},
+		{Name: "S2 keep-alive GET", Path: "/", KeepAlive: true, Rate: 1},
+		{Name: "S3 keep-alive POST", Path: "/", Method: "POST", KeepAlive: true, Rate: 1},
+		{Name: "S4 slow requests (2 s)", Path: "/?sleep=2s", KeepAlive: true, Rate: 50},
+	}
+}
+
+func runAll(ctx context.Context, o options, bd *bdSystem, rep *report) error {
+	base := scenarios()[1]
+	rep.add(runScenario(ctx, o, bd, base, rep.Rate, 0, "baseline (no swaps)"))
+	systems := []func() (system, error){
+		func() (system, error) { return bd, nil },
+		func() (system, error) { return newRestart(ctx, o.hello, "127.0.0.1:18201") },
+		func() (system, error) { return newReuse(o.hello, "127.0.0.1:18202", 0) },
+		func() (system, error) { return newReuse(o.hello, "127.0.0.1:18204", 1) },
+	}
+	for _, mk := range systems {
+		sys, err := mk()
+		if err != nil {
+			return err
+		}
+		for _, sc := range scenarios() {
+			rate := sc.Rate
+			if rate <= 1 {
+				rate *= rep.Rate
+			}
+			rep.add(runScenario(ctx, o, sys, sc, rate, o.swaps, ""))
+		}
+		if sys != bd {
+			sys.Close()
+		}
+		if rs, ok := sys.(*reuseSystem); ok {
+			appReady = append(appReady, rs.readyTimes...)
+		}
+	}
+	rep.AppReady = median(appReady)
+	return nil
+}
+
+// runScenario runs the load for swaps swaps (and a second either side).
+func runScenario(ctx context.Context, o options, sys system, sc scenario, rate float64, swaps int, label string) result {
+	dur := time.Duration(swaps)*o.interval + 2*time.Second
+	if sc.Path != "/" {
+		dur += 2 * time.Second // let slow requests started late finish
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s / %s: %d swaps at %.0f req/s\n", sys.Name(), sc.Name, swaps, rate)
+	done := make(chan []loadgen.Sample, 1)
+	go func() {
+		done <- loadgen.RunOpen(ctx, loadgen.OpenOptions{URL: sys.URL() + sc.Path, Method: sc.Method, Body: postBody(sc),
+			KeepAlive: sc.KeepAlive, Rate: rate, Duration: dur, Timeout: 15 * time.Second})
+	}()
+	time.Sleep(time.Second)
+	var swapsDone []swapTiming
+	var swapErr error
+	for range swaps {
+		t, err := sys.Swap(ctx)
+		if err != nil {
+			swapErr = err
+			break
+		}
+		swapsDone = append(swapsDone, t)
+		time.Sleep(max(0, o.interval-t.End.Sub(t.Begin)))
+	}
+	samples := <-done
+	if label == "" {
+		label = sc.Name
+	}
+	return summarise(sys.Name(), label, sc, rate, samples, swapsDone, swapErr)
+}
+
+func postBody(sc scenario) []byte {
+	if sc.Method == "POST" {
+		return []byte(`{"bench":true}`)
+	}
+	return nil
+}
+
+// measureBD reads the parent's footprint and the staging throughput.
+func measureBD(ctx context.Context, o options, bd *bdSystem, rep *report) error {
+	rss, fds, err := bd.parentStats()
+	if err != nil {
+		return fmt.Errorf("parent stats: %w", err)
+	}
+	rep.ParentRSSKB, rep.ParentFDs = rss, fds
+	mbps, err := stagingThroughput(ctx, o, bd)
+	if err != nil {
+		return err
+	}
+	rep.StagingMBps = mbps
+	return nil
+}
