@@ -93,6 +93,14 @@ func TestSystemdReleaseVerification(t *testing.T) {
 	require.NoError(t, os.WriteFile(v3+".sha256", []byte(hex.EncodeToString(sum[:])+"  hello-3.0.0.tar.gz\n"), 0o644))
 	a.mustUpgrade(v3)
 	requireServing(t, a, "3.0.0")
+
+	// A manifest inside the tarball sets the command for its release.
+	bin, err := os.ReadFile(helloBin(t, "4.0.0"))
+	require.NoError(t, err)
+	v4 := filepath.Join(t.TempDir(), "hello-4.0.0.tar.gz")
+	writeTarball(t, v4, map[string][]byte{"beamdeploy.json": []byte(`{"version":"4.0.0","command":["sbin/hello-alt"]}`), "sbin/hello-alt": bin})
+	a.mustUpgrade(v4)
+	requireServing(t, a, "4.0.0")
 }
 
 // rewriteMachine rebuilds tarball with bin/hello claiming to be an aarch64

@@ -83,6 +83,9 @@ func (r *instances) Stop(ctx context.Context, inst swap.Instance) (bool, error) 
 
 func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	argv := append([]string(nil), r.cfg.Exec...)
+	if len(rel.Command) > 0 {
+		argv = append([]string(nil), rel.Command...) // the release's manifest decides
+	}
 	if !filepath.IsAbs(argv[0]) {
 		argv[0] = filepath.Join(rel.Dir, argv[0])
 	}

@@ -63,3 +63,33 @@ func TestStageChecksCommand(t *testing.T) {
 		})
 	}
 }
+
+func TestStageManifest(t *testing.T) {
+	native := string(nativeELF(t))
+	sb := newSandbox(t)
+	rel, err := sb.stage(t, "app-2.0.0.tar.gz", tgz(t,
+		ent{name: "beamdeploy.json", body: `{"version":"2.0.0","command":["bin/other","-v"],"compat":"v2"}`},
+		ent{name: "bin/other", body: native, mode: 0o755}), StageOptions{Command: "bin/app"})
+	require.NoError(t, err, "the manifest's command is checked, not the config's")
+	assert.Equal(t, []string{"bin/other", "-v"}, rel.Command)
+	assert.Equal(t, "v2", rel.Compat)
+	got, err := sb.store.Get("2.0.0")
+	require.NoError(t, err)
+	assert.Equal(t, rel.Command, got.Command, "kept in the release metadata")
+
+	for name, manifest := range map[string]string{
+		"version mismatch": `{"version":"9.9.9"}`,
+		"absolute command": `{"command":["/bin/sh"]}`,
+		"escaping command": `{"command":["../x"]}`,
+		"unknown field":    `{"versoin":"2.0.0"}`,
+		"not json":         `version: 2`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb := newSandbox(t)
+			_, err := sb.stage(t, "app-2.0.0.tar.gz", tgz(t, ent{name: "beamdeploy.json", body: manifest},
+				ent{name: "bin/other", body: native, mode: 0o755}), StageOptions{})
+			require.ErrorIs(t, err, ErrInvalidRelease)
+			sb.requireOnly(t)
+		})
+	}
+}

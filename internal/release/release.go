@@ -89,6 +89,9 @@ type Release struct {
 	Size     int64     // total size of regular file contents
 	Files    int       // number of regular files
 	StagedAt time.Time // when the release was staged
+	// Command and Compat come from the release's optional ManifestFile.
+	Command []string
+	Compat  string
 	// Reused is set by [Store.Stage] when the version was already staged
 	// with the same sha256 and nothing was extracted.
 	Reused bool

@@ -115,8 +115,17 @@ func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Relea
 	if want != "" && rel.SHA256 != want {
 		return Release{}, checksumErr(want, rel.SHA256)
 	}
-	if opts.Command != "" {
-		if err := CheckCommand(x.root, opts.Command); err != nil {
+	m, err := readManifest(x.root, rel.Version)
+	if err != nil {
+		return Release{}, err
+	}
+	rel.Command, rel.Compat = m.Command, m.Compat
+	command := opts.Command
+	if len(m.Command) > 0 {
+		command = m.Command[0]
+	}
+	if command != "" {
+		if err := CheckCommand(x.root, command); err != nil {
 			return Release{}, err
 		}
 	}

@@ -31,6 +31,8 @@ type metadata struct {
 	Size     int64     `json:"size"`
 	Files    int       `json:"files"`
 	StagedAt time.Time `json:"staged_at"`
+	Command  []string  `json:"command,omitempty"`
+	Compat   string    `json:"compat,omitempty"`
 }
 
 func (s *Store) releasesPath() string { return filepath.Join(s.Dir, releasesDir) }
@@ -66,7 +68,7 @@ func (s *Store) load(version string) (Release, error) {
 		return Release{}, fmt.Errorf("%w: release %s: invalid %s/%s", ErrCorrupt, version, metaDir, metaFile)
 	}
 	return Release{App: m.App, Version: m.Version, Dir: dir, SHA256: m.SHA256,
-		Size: m.Size, Files: m.Files, StagedAt: m.StagedAt}, nil
+		Size: m.Size, Files: m.Files, StagedAt: m.StagedAt, Command: m.Command, Compat: m.Compat}, nil
 }
 
 func readMetadata(dir string) (metadata, error) {
@@ -91,7 +93,7 @@ func readMetadata(dir string) (metadata, error) {
 // release root dir and fsyncs both directories.
 func writeMetadata(dir string, rel Release) error {
 	data, err := json.MarshalIndent(metadata{App: rel.App, Version: rel.Version, SHA256: rel.SHA256,
-		Size: rel.Size, Files: rel.Files, StagedAt: rel.StagedAt}, "", "  ")
+		Size: rel.Size, Files: rel.Files, StagedAt: rel.StagedAt, Command: rel.Command, Compat: rel.Compat}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode metadata: %w", err)
 	}
