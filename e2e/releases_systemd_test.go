@@ -138,11 +138,8 @@ func TestSystemdDiskFullDuringStaging(t *testing.T) {
 
 	bin, err := os.ReadFile(helloBin(t, "2.0.0"))
 	require.NoError(t, err)
-	filler := make([]byte, 90<<20)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range filler {
-		filler[i] = byte(r.Uint32())
-	}
+	filler := make([]byte, 90<<20) // incompressible, so the tarball is big too
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(filler)
 	big := filepath.Join(t.TempDir(), "hello-2.0.0.tar.gz")
 	writeTarball(t, big, map[string][]byte{"bin/hello": bin, "data/blob": filler})
 
