@@ -72,7 +72,7 @@ func TestSystemdInstancesReachOnlyTheirOwnApp(t *testing.T) {
 
 	// Another app's instance, as the same user, is refused.
 	other := "bdother" + strings.TrimPrefix(a.name, "e2e") + "@blue.service"
-	cmd := exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--wait", "--pipe", "--unit="+other,
+	cmd := exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--unit="+other,
 		"-p", "User=nobody", "-p", "Environment=BEAMDEPLOY_JSON=0", a.bin, "handoff", a.name, "get", "secret")
 	b, err := cmd.CombinedOutput()
 	require.Error(t, err, "another app's instance read the handoff store: %s", b)
@@ -80,7 +80,7 @@ func TestSystemdInstancesReachOnlyTheirOwnApp(t *testing.T) {
 	assert.NotContains(t, string(b), "s3")
 
 	// ...and gets no listening sockets from the fd broker.
-	cmd = exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--wait", "--pipe", "--unit=fds-"+other,
+	cmd = exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--unit=fds-"+other,
 		"-p", "User=nobody", a.bin, "exec", a.name, "--", "/bin/true")
 	b, err = cmd.CombinedOutput()
 	require.Error(t, err, "another app's instance got the listeners: %s", b)
