@@ -1,9 +1,7 @@
 package e2e_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -95,19 +93,8 @@ func release(t *testing.T, version string, env ...string) string {
 		files["bin/hello.real"] = bin
 		files["bin/hello"] = []byte("#!/bin/sh\nexec env " + strings.Join(env, " ") + " \"$(dirname \"$0\")/hello.real\" \"$@\"\n")
 	}
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}))
-	for name, data := range files {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))}))
-		_, err := tw.Write(data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	require.NoError(t, gz.Close())
 	p := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
-	require.NoError(t, os.WriteFile(p, buf.Bytes(), 0o644))
+	writeTarball(t, p, files)
 	return p
 }
 
