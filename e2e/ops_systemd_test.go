@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/stretchr/testify/assert"
@@ -14,7 +15,7 @@ import (
 func TestSystemdStatusCheckAndLogs(t *testing.T) {
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
-	a.mustUpgrade(release(t, "1.1.0"))
+	res := a.mustUpgrade(release(t, "1.1.0"))
 	st := a.status()
 	out, err := exec.Command("systemctl", "status", "--no-pager", a.name+".service").CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -28,6 +29,10 @@ func TestSystemdStatusCheckAndLogs(t *testing.T) {
 	out, err = exec.Command("journalctl", "--no-pager", "BEAMDEPLOY_APP="+a.name, "BEAMDEPLOY_RELEASE=1.1.0").CombinedOutput()
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "hello starting", "instance lines carry structured fields")
+	require.Eventually(t, func() bool {
+		out, _ = exec.Command("journalctl", "--no-pager", "BEAMDEPLOY_SWAP="+res.ID).CombinedOutput()
+		return strings.Contains(string(out), "swap done") && strings.Contains(string(out), "hello starting")
+	}, 5*time.Second, 100*time.Millisecond, "one swap's parent and instance lines by its id: %s", out)
 
 	check, err := a.run("check", a.name)
 	require.NoError(t, err, check)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/journallog"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -85,6 +86,10 @@ func (g *globals) logger() (*slog.Logger, error) {
 		return nil, usageErrorf("--log-level %q: use debug, info, warn or error", g.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	if ok, _ := journal.StderrIsJournalStream(); ok && journallog.Available() {
+		// Under systemd: native journal entries with fields per attribute.
+		return slog.New(journallog.New(lvl)), nil
+	}
 	if ok, _ := journal.StderrIsJournalStream(); ok {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {

@@ -20,3 +20,14 @@ func TestReorderArgs(t *testing.T) {
 		assert.Equal(t, tt.want, reorderArgs(app, tt.in))
 	}
 }
+
+// Every command's --help has examples and the exit status section.
+func TestHelpHasExamplesAndExitStatus(t *testing.T) {
+	for _, c := range newApp(&globals{}).Commands {
+		if c.Hidden || c.Name == "help" {
+			continue
+		}
+		assert.Contains(t, c.Description, "EXAMPLES:", c.Name)
+		assert.Contains(t, c.Description, "EXIT STATUS:", c.Name)
+	}
+}

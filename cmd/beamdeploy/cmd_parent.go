@@ -14,7 +14,8 @@ func parentCommand(g *globals) *cli.Command {
 		Description: "Takes the listening sockets from APP.socket, serves the control socket\n" +
 			"/run/beamdeploy/APP/control.sock, hands the sockets to APP@blue/green.service\n" +
 			"and runs swaps. On SIGTERM it stops its instances; if it crashes they keep\n" +
-			"serving and the restarted parent adopts them.\n\n" + exitStatusHelp,
+			"serving and the restarted parent adopts them.\n\n" +
+			"EXAMPLES:\n   ExecStart=/usr/bin/beamdeploy parent hello   (in hello.service, written by init)\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {

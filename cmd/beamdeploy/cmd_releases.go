@@ -108,10 +108,11 @@ func sha256File(tarball string) (string, error) {
 
 func releasesCommand(g *globals) *cli.Command {
 	return &cli.Command{
-		Name:        "releases",
-		Usage:       "list APP's staged releases: version, state, size, staged and deployed times",
-		UsageText:   "beamdeploy releases APP [--json]",
-		Description: "State is active, draining, previous (the rollback target) or available.\n\n" + exitStatusHelp,
+		Name:      "releases",
+		Usage:     "list APP's staged releases: version, state, size, staged and deployed times",
+		UsageText: "beamdeploy releases APP [--json]",
+		Description: "State is active, draining, previous (the rollback target) or available.\n\n" +
+			"EXAMPLES:\n   beamdeploy releases hello\n   beamdeploy --json releases hello | jq -r '.releases[].version'\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
@@ -145,7 +146,8 @@ func rollbackCommand(g *globals) *cli.Command {
 		Usage:     "swap APP back to the previous release (or --to VERSION) with zero downtime",
 		UsageText: "beamdeploy rollback APP [--to VERSION]",
 		Description: "A normal blue-green swap to a staged release: the one deployed before the\n" +
-			"active one, unless --to names another (see `beamdeploy releases APP`).\n\n" + exitStatusHelp,
+			"active one, unless --to names another (see `beamdeploy releases APP`).\n\n" +
+			"EXAMPLES:\n   beamdeploy rollback hello\n   beamdeploy rollback hello --to 1.2.3\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},

@@ -51,7 +51,8 @@ func reloadCommand(g *globals) *cli.Command {
 		Usage:     "swap APP to the newest staged release not yet deployed, or restart it with zero downtime",
 		UsageText: "beamdeploy reload APP",
 		Description: "This is what `systemctl reload APP` runs. With no new release staged it swaps\n" +
-			"into a fresh instance of the active release.\n\n" + exitStatusHelp,
+			"into a fresh instance of the active release.\n\n" +
+			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n   beamdeploy reload hello   # restart without downtime\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
 		},

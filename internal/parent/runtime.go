@@ -49,7 +49,11 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 	if err != nil {
 		return swap.Instance{Color: color, Release: version}, fmt.Errorf("release %s: %w", version, err)
 	}
-	u, err := r.units.StartTransient(ctx, inst.Unit, r.spec(inst, rel))
+	spec := r.spec(inst, rel)
+	if id := swap.IDFromContext(ctx); id != "" {
+		spec.LogExtraFields = append(spec.LogExtraFields, "BEAMDEPLOY_SWAP="+id)
+	}
+	u, err := r.units.StartTransient(ctx, inst.Unit, spec)
 	inst.InvocationID = u.InvocationID
 	if err != nil {
 		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, u.InvocationID), Err: err}

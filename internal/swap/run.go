@@ -28,6 +28,15 @@ func (e *RollbackError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrRolledBack.
 func (e *RollbackError) Is(target error) bool { return target == ErrRolledBack }
 
+type idKey struct{}
+
+// IDFromContext returns the id of the swap on whose behalf Runtime.Start
+// was called, or "".
+func IDFromContext(ctx context.Context) string {
+	id, _ := ctx.Value(idKey{}).(string)
+	return id
+}
+
 // run is one swap in flight.
 type run struct {
 	m        *Machine
@@ -113,7 +122,7 @@ func (r *run) start(ctx context.Context, release string) (Instance, error) {
 	}
 	r.emit(PhaseStarting, "", release, "starting %s instance with release %s", color, release)
 	t0 := m.opts.Now()
-	next, err := m.rt.Start(ctx, color, release)
+	next, err := m.rt.Start(context.WithValue(ctx, idKey{}, r.res.ID), color, release)
 	r.res.Ready = m.opts.Now().Sub(t0)
 	if err != nil {
 		r.rollback(ctx, next)

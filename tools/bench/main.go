@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command beamdeploy-bench is what `make bench` runs inside the sandboxed
 // systemd: the same app and the same open-model load against beamdeploy
 // swaps, `systemctl restart` of a socket-activated service, and the
