@@ -85,7 +85,7 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 		fmt.Fprintf(g.stdout, "wrote %s\n", f.path)
 	}
 	if exe, err := self(); err == nil && (strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/var/tmp/")) {
-		fmt.Fprintf(g.stderr, "warning: %s is under a temporary directory, which instances do not see (PrivateTmp=yes); install beamdeploy in /usr/local/bin\n", exe)
+		fmt.Fprintf(g.stderr, "warning: %s is under a temporary directory: instances will run without PrivateTmp= so that they can exec it; install beamdeploy in /usr/local/bin\n", exe)
 	}
 	if err := os.MkdirAll(g.paths.StateDir(o.app), 0o755); err != nil {
 		return fmt.Errorf("create state directory: %w", err)

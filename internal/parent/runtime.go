@@ -101,6 +101,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		TimeoutStart:     r.cfg.Ready(),
 		TimeoutStop:      r.cfg.Drain(),
 		Hardened:         true,
+		SharedTmp:        underTmp(r.self) || underTmp(argv[0]),
 		Environment: []string{
 			"BEAM_DEPLOY=1",
 			"BEAMDEPLOY_APP=" + r.app,
@@ -115,6 +116,11 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 			"BEAMDEPLOY_COLOR=" + string(inst.Color),
 		},
 	}
+}
+
+// underTmp reports whether path is in a directory PrivateTmp= would hide.
+func underTmp(path string) bool {
+	return strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/")
 }
 
 // releaseOf reads the release an instance unit runs from its environment.

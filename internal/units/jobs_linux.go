@@ -187,6 +187,9 @@ func (s Spec) properties() ([]sd.Property, error) {
 	}
 	if s.Hardened {
 		for _, h := range Hardening {
+			if s.SharedTmp && h.Name == "PrivateTmp" {
+				continue
+			}
 			props = append(props, prop(h.Name, h.Value))
 		}
 	}

@@ -26,6 +26,9 @@ type Spec struct {
 	NotifyAccessAll bool
 	// Hardened applies Hardening to the unit.
 	Hardened bool
+	// SharedTmp leaves out PrivateTmp from Hardening: needed when the
+	// unit's own command lives under /tmp or /var/tmp.
+	SharedTmp bool
 }
 
 // Hardening is the sandboxing a hardened unit gets: the systemd settings
