@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +122,10 @@ func writeTarball(t *testing.T, path string, files map[string][]byte) {
 	defer f.Close()
 	gz := gzip.NewWriter(f)
 	tw := tar.NewWriter(gz)
-	for name, data := range files {
+	// Sorted, so that the same files always make the same tarball (sha256):
+	// staging the same version twice must find identical content.
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
 		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))}))
 		_, err := tw.Write(data)
 		require.NoError(t, err)
