@@ -36,13 +36,12 @@ type Options struct {
 // Stats summarise a run. Failed counts by class: refused, reset, eof,
 // timeout, status (non-2xx), other.
 type Stats struct {
-	Sent      int64
-	OK        int64
-	Failed    int64
-	ByClass   map[string]int64
-	Releases  map[string]int64 // X-Release of successful responses
-	Errors    []string         // the first few failures
-	Latencies []time.Duration  // of successful requests
+	Sent     int64
+	OK       int64
+	Failed   int64
+	ByClass  map[string]int64
+	Releases map[string]int64 // X-Release of successful responses
+	Errors   []string         // the first few failures
 }
 
 // Run sends load until Duration, MaxRequests or ctx ends.
@@ -74,9 +73,9 @@ func Run(ctx context.Context, o Options) Stats {
 				}
 				st.Sent++
 				mu.Unlock()
-				rel, lat, err := one(ctx, client, o)
+				rel, err := one(ctx, client, o)
 				mu.Lock()
-				st.record(rel, lat, err)
+				st.record(rel, err)
 				mu.Unlock()
 				if o.Pause > 0 {
 					time.Sleep(o.Pause)
@@ -88,36 +87,34 @@ func Run(ctx context.Context, o Options) Stats {
 	return st
 }
 
-func one(ctx context.Context, c *http.Client, o Options) (string, time.Duration, error) {
+func one(ctx context.Context, c *http.Client, o Options) (string, error) {
 	// Requests in flight when the run ends are not cut: only new ones stop.
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), o.Method, o.URL, bytes.NewReader(o.Body))
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
-	t0 := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return "", 0, fmt.Errorf("read body: %w", err)
+		return "", fmt.Errorf("read body: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return "", 0, &statusError{resp.StatusCode}
+		return "", &statusError{resp.StatusCode}
 	}
-	return resp.Header.Get("X-Release"), time.Since(t0), nil
+	return resp.Header.Get("X-Release"), nil
 }
 
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return fmt.Sprintf("HTTP status %d", e.code) }
 
-func (s *Stats) record(rel string, lat time.Duration, err error) {
+func (s *Stats) record(rel string, err error) {
 	if err == nil {
 		s.OK++
 		s.Releases[rel]++
-		s.Latencies = append(s.Latencies, lat)
 		return
 	}
 	s.Failed++
@@ -144,18 +141,6 @@ func Classify(err error) string {
 		return "timeout"
 	}
 	return "other"
-}
-
-// Percentile returns the p-th percentile (0-100) of the successful
-// requests' latencies.
-func (s Stats) Percentile(p float64) time.Duration {
-	if len(s.Latencies) == 0 {
-		return 0
-	}
-	l := append([]time.Duration(nil), s.Latencies...)
-	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
-	i := int(p / 100 * float64(len(l)-1))
-	return l[i]
 }
 
 // String summarises s in one line.

@@ -182,9 +182,6 @@ func (s Spec) properties() ([]sd.Property, error) {
 	if s.TimeoutStop > 0 {
 		props = append(props, prop("TimeoutStopUSec", uint64(s.TimeoutStop.Microseconds())))
 	}
-	if s.NotifyAccessAll {
-		props = append(props, prop("NotifyAccess", "all"))
-	}
 	if s.Hardened {
 		for _, h := range Hardening {
 			if s.SharedTmp && h.Name == "PrivateTmp" {

@@ -21,9 +21,6 @@ type Spec struct {
 	// LogExtraFields are "FIELD=value" journal fields added to every line
 	// the unit logs (FIELD upper case, as journald requires).
 	LogExtraFields []string
-	// NotifyAccessAll lets any process of the unit send sd_notify messages
-	// (needed when the main process is replaced in place).
-	NotifyAccessAll bool
 	// Hardened applies Hardening to the unit.
 	Hardened bool
 	// SharedTmp leaves out PrivateTmp from Hardening: needed when the
