@@ -24,6 +24,7 @@ type initOptions struct {
 	user         string
 	readyTimeout time.Duration
 	drainTimeout time.Duration
+	settle       time.Duration
 	force        bool
 	noStart      bool
 }
@@ -44,6 +45,7 @@ func initCommand(g *globals) *cli.Command {
 			&cli.StringFlag{Name: "user", Usage: "run instances as this user (default root)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: config.DefaultReadyTimeout, Usage: "how long a new instance may take to send READY=1"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long an old instance may drain before it is killed"},
+			&cli.DurationFlag{Name: "settle", Value: config.DefaultSettle, Usage: "how long a new instance must keep running after READY=1 before the old one is stopped (0 turns it off)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files"},
 			&cli.BoolFlag{Name: "no-start", Usage: "write the files only; do not reload systemd or start anything"},
 		},
@@ -54,7 +56,7 @@ func initCommand(g *globals) *cli.Command {
 			}
 			return runInit(c.Context, g, initOptions{
 				app: app, listen: c.StringSlice("listen"), exec: c.String("exec"), user: c.String("user"),
-				readyTimeout: c.Duration("ready-timeout"), drainTimeout: c.Duration("drain-timeout"),
+				readyTimeout: c.Duration("ready-timeout"), drainTimeout: c.Duration("drain-timeout"), settle: c.Duration("settle"),
 				force: c.Bool("force"), noStart: c.Bool("no-start"),
 			})
 		},
@@ -108,6 +110,10 @@ func planInit(p config.Paths, o initOptions) ([]plannedFile, error) {
 	}
 	cfg := config.Config{App: o.app, Listen: o.listen, Exec: argv, User: o.user,
 		ReadyTimeout: config.Duration(o.readyTimeout), DrainTimeout: config.Duration(o.drainTimeout)}
+	if o.settle != config.DefaultSettle {
+		s := config.Duration(o.settle)
+		cfg.Settle = &s
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{err}
 	}

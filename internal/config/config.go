@@ -17,6 +17,9 @@ import (
 const (
 	DefaultReadyTimeout = 60 * time.Second
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultSettle is how long a new instance must stay up after READY=1
+	// before the cutover.
+	DefaultSettle = 500 * time.Millisecond
 )
 
 // Default locations; Paths fields override them.
@@ -45,6 +48,10 @@ type Config struct {
 	// DrainTimeout bounds how long an old instance may take to exit after
 	// SIGTERM before it is killed; DefaultDrainTimeout when zero.
 	DrainTimeout Duration `json:"drain_timeout,omitzero"`
+	// Settle is how long a new instance must keep running after READY=1
+	// before the old one is stopped; a new instance that dies within it
+	// rolls the swap back. DefaultSettle when absent; "0s" turns it off.
+	Settle *Duration `json:"settle,omitempty"`
 	// KeepReleases is how many deployed releases retention keeps
 	// (DefaultKeepReleases when zero). The active release, one draining,
 	// the rollback target and releases never deployed are always kept.
@@ -109,6 +116,14 @@ func (c Config) Ready() time.Duration { return orDefault(c.ReadyTimeout, Default
 // Drain returns the effective drain timeout.
 func (c Config) Drain() time.Duration { return orDefault(c.DrainTimeout, DefaultDrainTimeout) }
 
+// SettleTime returns the effective settle window.
+func (c Config) SettleTime() time.Duration {
+	if c.Settle == nil {
+		return DefaultSettle
+	}
+	return time.Duration(*c.Settle)
+}
+
 func orDefault(d Duration, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -140,7 +155,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: hooks.%s: %q is not an absolute path", ErrInvalid, name, argv[0])
 		}
 	}
-	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || c.Hooks.Timeout < 0 || c.KeepReleases < 0 {
+	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || (c.Settle != nil && *c.Settle < 0) || c.Hooks.Timeout < 0 || c.KeepReleases < 0 {
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalid)
 	}
 	return nil

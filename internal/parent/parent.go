@@ -90,7 +90,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 		return nil, err
 	}
 	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store}
-	m := swap.New(rt, swap.Options{Save: st.save, Hooks: hooks(app, cfg, store)})
+	m := swap.New(rt, swap.Options{Save: st.save, Hooks: hooks(app, cfg, store), Settle: cfg.SettleTime()})
 	sdv, err := um.Version(ctx)
 	if err != nil {
 		opts.Log.Warn("could not read the systemd version", "err", err)

@@ -76,6 +76,24 @@ func (r *instances) journal(ctx context.Context, invocation string) []string {
 	return lines
 }
 
+// Check implements swap.Runtime: inst must still run as the invocation
+// that became ready.
+func (r *instances) Check(ctx context.Context, inst swap.Instance) error {
+	u, err := r.units.Unit(ctx, inst.Unit)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", inst.Unit, err)
+	}
+	if u.InvocationID != inst.InvocationID || !u.Running() {
+		how := u.Exit()
+		if how == "" {
+			how = "state " + u.ActiveState + "/" + u.SubState
+		}
+		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.InvocationID),
+			Err: fmt.Errorf("%s stopped after READY=1 (%s)", inst.Unit, how)}
+	}
+	return nil
+}
+
 // Stop implements swap.Runtime.
 func (r *instances) Stop(ctx context.Context, inst swap.Instance) (bool, error) {
 	if inst.Unit == "" {

@@ -23,6 +23,9 @@ type persisted struct {
 	LastSwap *swap.Result         `json:"last_swap,omitempty"`
 	Deployed map[string]time.Time `json:"deployed,omitempty"` // release → last time it became active
 	History  []swap.Result        `json:"history,omitempty"`  // newest last
+	// Swap is the intent record of the swap in flight, written before each
+	// of its phases acts; nil when no swap runs.
+	Swap *swap.Intent `json:"swap,omitempty"`
 }
 
 // stateFile reads and writes persisted atomically.
@@ -64,7 +67,7 @@ func (f *stateFile) save(s swap.State) error {
 		}
 		f.st.Deployed[s.Active.Release] = time.Now().UTC()
 	}
-	f.st.Active = s.Active
+	f.st.Active, f.st.Swap = s.Active, s.Swap
 	if s.Last != nil && (f.st.LastSwap == nil || f.st.LastSwap.ID != s.Last.ID) {
 		f.st.History = append(f.st.History, *s.Last)
 		if len(f.st.History) > historyLen {

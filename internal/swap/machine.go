@@ -20,6 +20,9 @@ type Options struct {
 	Now func() time.Time
 	// NewID returns a fresh swap id; a timestamp plus random suffix when nil.
 	NewID func() string
+	// Settle is how long a new instance must stay up after READY=1 before
+	// the cutover; zero skips the settle window.
+	Settle time.Duration
 }
 
 // Request asks for a swap.
@@ -42,6 +45,7 @@ type Machine struct {
 	active   *Instance
 	draining *Instance
 	incoming *Instance
+	intent   *Intent // the running swap's record, nil when idle
 	swapID   string
 	target   string
 	began    time.Time
@@ -127,6 +131,7 @@ func (m *Machine) begin(ctx context.Context) (context.Context, *run, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	m.phase, m.swapID, m.began, m.target = PhasePreparing, m.opts.NewID(), m.opts.Now(), ""
 	m.cancel, m.done = cancel, make(chan struct{})
+	m.intent = &Intent{ID: m.swapID, Phase: PhasePreparing, From: clone(m.active), Began: m.began}
 	r := &run{m: m, res: Result{ID: m.swapID, Started: m.began, From: clone(m.active)}}
 	return ctx, r, nil
 }
@@ -139,17 +144,30 @@ func (m *Machine) end(res Result) {
 	close(m.done)
 	m.phase, m.swapID, m.target, m.began = PhaseIdle, "", "", time.Time{}
 	m.draining, m.incoming, m.cancel, m.done = nil, nil, nil, nil
+	m.intent = nil
 	m.last = &res
 }
 
-func (m *Machine) setPhase(p Phase) {
+// enter moves the running swap to phase p, applies update to its intent
+// record and saves the state, before the phase acts.
+func (m *Machine) enter(p Phase, update func(*Intent)) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.phase = p
+	m.phase, m.intent.Phase = p, p
+	if update != nil {
+		update(m.intent)
+	}
+	m.mu.Unlock()
+	return m.save()
 }
 
 func (m *Machine) stateLocked() State {
-	return State{Active: clone(m.active), Last: cloneResult(m.last)}
+	st := State{Active: clone(m.active), Last: cloneResult(m.last)}
+	if m.intent != nil {
+		in := *m.intent
+		in.From, in.To = clone(in.From), clone(in.To)
+		st.Swap = &in
+	}
+	return st
 }
 
 func (m *Machine) save() error {

@@ -18,6 +18,7 @@ type fakeRuntime struct {
 	mu      sync.Mutex
 	calls   []string
 	startFn func(ctx context.Context, c swap.Color, rel string) error
+	checkFn func(ctx context.Context, inst swap.Instance) error
 	stopFn  func(ctx context.Context, inst swap.Instance) (bool, error)
 }
 
@@ -42,6 +43,14 @@ func (f *fakeRuntime) Start(ctx context.Context, c swap.Color, rel string) (swap
 		}
 	}
 	return inst, nil
+}
+
+func (f *fakeRuntime) Check(ctx context.Context, inst swap.Instance) error {
+	f.record("check " + inst.Unit)
+	if f.checkFn != nil {
+		return f.checkFn(ctx, inst)
+	}
+	return nil
 }
 
 func (f *fakeRuntime) Stop(ctx context.Context, inst swap.Instance) (bool, error) {

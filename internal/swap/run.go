@@ -94,14 +94,21 @@ func (r *run) do(ctx context.Context, req Request) error {
 		release = rel
 	}
 	r.res.Release = release
+	color := Blue
+	if r.res.From != nil {
+		color = r.res.From.Color.Other()
+	}
 	m.mu.Lock()
 	m.target = release
 	m.mu.Unlock()
-	if err := m.save(); err != nil {
+	if err := m.enter(PhaseStarting, func(i *Intent) { i.Release, i.Color = release, color }); err != nil {
 		return &RollbackError{Phase: PhasePreparing, Err: fmt.Errorf("save state before starting: %w", err)}
 	}
-	next, err := r.start(ctx, release)
+	next, err := r.start(ctx, color, release)
 	if err != nil {
+		return err
+	}
+	if err := r.settle(ctx, next); err != nil {
 		return err
 	}
 	if err := r.cutover(ctx, next); err != nil {
@@ -113,13 +120,8 @@ func (r *run) do(ctx context.Context, req Request) error {
 }
 
 // start brings up the idle colour; on failure it stops it again.
-func (r *run) start(ctx context.Context, release string) (Instance, error) {
+func (r *run) start(ctx context.Context, color Color, release string) (Instance, error) {
 	m := r.m
-	m.setPhase(PhaseStarting)
-	color := Blue
-	if r.res.From != nil {
-		color = r.res.From.Color.Other()
-	}
 	r.emit(PhaseStarting, "", release, "starting %s instance with release %s", color, release)
 	t0 := m.opts.Now()
 	next, err := m.rt.Start(context.WithValue(ctx, idKey{}, r.res.ID), color, release)
@@ -133,12 +135,48 @@ func (r *run) start(ctx context.Context, release string) (Instance, error) {
 	return next, nil
 }
 
+// settle records the new instance, then, when a settle window is set,
+// waits it out and checks that the instance is still the one that became
+// ready; otherwise it rolls back.
+func (r *run) settle(ctx context.Context, next Instance) error {
+	m := r.m
+	err := m.enter(PhaseSettling, func(i *Intent) { i.To = clone(&next) })
+	if err != nil {
+		r.rollback(ctx, next)
+		return &RollbackError{Phase: PhaseSettling, Err: fmt.Errorf("save state before the cutover: %w", err)}
+	}
+	m.mu.Lock()
+	m.incoming = clone(&next)
+	m.mu.Unlock()
+	if m.opts.Settle <= 0 {
+		return nil
+	}
+	r.emit(PhaseSettling, next.Unit, next.Release, "watching %s for %s before the cutover", next.Unit, m.opts.Settle)
+	t := time.NewTimer(m.opts.Settle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		err = m.rt.Check(ctx, next)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrUnsettled, err)
+		}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		r.rollback(ctx, next)
+		return &RollbackError{Phase: PhaseSettling, Err: err}
+	}
+	return nil
+}
+
 // cutover runs the before-cutover hook and makes next the active instance.
 func (r *run) cutover(ctx context.Context, next Instance) error {
 	m := r.m
-	m.mu.Lock()
-	m.phase, m.incoming = PhaseCutover, clone(&next)
-	m.mu.Unlock()
+	if err := m.enter(PhaseCutover, nil); err != nil {
+		r.rollback(ctx, next)
+		return &RollbackError{Phase: PhaseCutover, Err: fmt.Errorf("save state before the cutover: %w", err)}
+	}
 	if h := m.opts.Hooks.BeforeCutover; h != nil {
 		r.emit(PhaseCutover, next.Unit, next.Release, "running before_cutover hook")
 		if err := h(ctx, Transition{ID: r.res.ID, Old: clone(r.res.From), New: next}); err != nil {
@@ -152,9 +190,8 @@ func (r *run) cutover(ctx context.Context, next Instance) error {
 	}
 	m.mu.Lock()
 	m.draining, m.active, m.incoming = m.active, clone(&next), nil
-	m.phase = PhaseDraining
 	m.mu.Unlock()
-	if err := m.save(); err != nil {
+	if err := m.enter(PhaseDraining, nil); err != nil {
 		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state after cutover: %v", err))
 	}
 	return nil
@@ -190,7 +227,9 @@ func (r *run) afterCutover(ctx context.Context, next Instance) {
 	if h == nil {
 		return
 	}
-	r.m.setPhase(PhaseAfterCutover)
+	if err := r.m.enter(PhaseAfterCutover, nil); err != nil {
+		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state: %v", err))
+	}
 	r.emit(PhaseAfterCutover, next.Unit, next.Release, "running after_cutover hook")
 	if err := h(context.WithoutCancel(ctx), Transition{ID: r.res.ID, Old: clone(r.res.From), New: next}); err != nil {
 		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("after_cutover hook: %v", err))

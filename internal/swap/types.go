@@ -45,6 +45,10 @@ type Runtime interface {
 	// did not exit within its drain timeout and was killed. Stopping an
 	// instance that is not running is not an error.
 	Stop(ctx context.Context, inst Instance) (killed bool, err error)
+	// Check reports an error when inst is no longer the invocation that
+	// Start returned (it exited, or it was restarted). The machine calls it
+	// at the end of the settle window.
+	Check(ctx context.Context, inst Instance) error
 }
 
 // Transition is what hooks are told about a swap. Old is nil on the first
@@ -73,12 +77,13 @@ const (
 	PhaseIdle Phase = iota
 	PhasePreparing
 	PhaseStarting
+	PhaseSettling // ready; watched for the settle window before the cutover
 	PhaseCutover
 	PhaseDraining
 	PhaseAfterCutover
 )
 
-var phaseNames = [...]string{"idle", "preparing", "starting", "cutover", "draining", "after-cutover"}
+var phaseNames = [...]string{"idle", "preparing", "starting", "settling", "cutover", "draining", "after-cutover"}
 
 func (p Phase) String() string {
 	if p < 0 || int(p) >= len(phaseNames) {
@@ -145,7 +150,26 @@ type Status struct {
 type State struct {
 	Active *Instance `json:"active"`
 	Last   *Result   `json:"last_swap,omitempty"`
+	// Swap is the intent record of the running swap, nil when idle.
+	Swap *Intent `json:"swap,omitempty"`
 }
+
+// Intent records a swap in flight. The machine saves it before each phase
+// acts, so that a parent restarted mid-swap knows what it was doing (see
+// Converge).
+type Intent struct {
+	ID      string    `json:"id"`
+	Phase   Phase     `json:"phase"`
+	Release string    `json:"release,omitempty"` // target; empty while preparing
+	Color   Color     `json:"color,omitempty"`   // colour being started
+	From    *Instance `json:"from,omitempty"`    // active when the swap began
+	To      *Instance `json:"to,omitempty"`      // the new instance, once started
+	Began   time.Time `json:"began"`
+}
+
+// Committed reports whether the swap passed its cutover: from then on the
+// new instance is the active one and the old one is being stopped.
+func (i *Intent) Committed() bool { return i != nil && i.Phase >= PhaseDraining }
 
 // Errors callers branch on.
 var (
@@ -154,4 +178,5 @@ var (
 	ErrRolledBack     = errors.New("swap: rolled back")
 	ErrStartFailed    = errors.New("swap: new instance did not become ready")
 	ErrHookFailed     = errors.New("swap: before_cutover hook failed")
+	ErrUnsettled      = errors.New("swap: new instance died within the settle window")
 )
