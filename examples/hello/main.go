@@ -19,6 +19,10 @@
 //	HELLO_NO_READY=1         serve, but never send READY=1
 //	HELLO_IGNORE_SIGTERM=1   ignore SIGTERM entirely and never drain (SIGKILL ends it)
 //	HELLO_READY_DELAY=<dur>  wait this long (e.g. 2s) before sending READY=1
+//	HELLO_FAIL_AFTER=<dur>   this long after READY=1, stop accepting, finish the
+//	                         requests in flight and exit 4 (a fatal error found
+//	                         after start-up); with HELLO_FAIL_ONCE=<path>, only
+//	                         if path does not exist yet (it is created)
 //	HELLO_REUSEPORT=1        standalone only: bind with SO_REUSEPORT, so that a
 //	                         second copy can bind the same port (the overlap
 //	                         scheme the benchmark compares beamdeploy with)
@@ -34,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,12 +80,39 @@ func run() int {
 		log.Error("ready", "err", err)
 	}
 	go count.inherit(ctx, log)
+	failed := failAfter(stop, log)
 	if err := <-served; err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}
+	if failed.Load() {
+		return 4
+	}
 	count.handOver(log)
 	return 0
+}
+
+// failAfter arranges the HELLO_FAIL_AFTER exit: it calls stop (which
+// drains the server) after the delay and reports that it did.
+func failAfter(stop func(), log *slog.Logger) *atomic.Bool {
+	var failed atomic.Bool
+	d, err := time.ParseDuration(os.Getenv("HELLO_FAIL_AFTER"))
+	if err != nil {
+		return &failed
+	}
+	if once := os.Getenv("HELLO_FAIL_ONCE"); once != "" {
+		f, err := os.OpenFile(once, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return &failed // failed before (or cannot tell): serve normally
+		}
+		f.Close()
+	}
+	time.AfterFunc(d, func() {
+		log.Error("fatal error after start-up, as asked by HELLO_FAIL_AFTER; exiting with status 4", "after", d)
+		failed.Store(true)
+		stop()
+	})
+	return &failed
 }
 
 // signalContext is done on SIGTERM or SIGINT; with HELLO_IGNORE_SIGTERM=1

@@ -1,6 +1,8 @@
 package handoff
 
 import (
+	"github.com/beamdeploy/beamdeploy/internal/safefile"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,8 +89,12 @@ type Store struct {
 // missing file yields an empty store (the file is created by the first
 // write); a file that cannot be decoded is an error wrapping [ErrCorrupt].
 // Entries loaded from disk are kept even if they exceed limits; limits apply
-// to later writes. Stray temp files from an interrupted write are ignored.
+// to later writes. Stray temp files from an interrupted write are removed:
+// one Store, in one process, writes path.
 func Open(path string, limits Limits) (*Store, error) {
+	if err := safefile.RemoveTemps(path); err != nil {
+		return nil, err
+	}
 	entries, err := load(path)
 	if err != nil {
 		return nil, err

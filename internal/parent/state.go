@@ -38,6 +38,9 @@ type stateFile struct {
 
 func loadState(dir string) (*stateFile, error) {
 	f := &stateFile{path: filepath.Join(dir, "state.json")}
+	if err := safefile.RemoveTemps(f.path); err != nil { // left by a parent killed mid-write
+		return nil, err
+	}
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return f, nil

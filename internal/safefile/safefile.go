@@ -52,3 +52,18 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// RemoveTemps removes the temp files that writers of path killed mid-Write
+// left behind. Call it only when nothing else writes path.
+func RemoveTemps(path string) error {
+	left, err := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	if err != nil {
+		return fmt.Errorf("remove temp files of %s: %w", path, err)
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove temp files of %s: %w", path, err)
+		}
+	}
+	return nil
+}
