@@ -51,10 +51,12 @@ clean:
 sandbox-check:
 	scripts/sandbox-check
 
-# The tarball extractor's fuzz target (FUZZTIME=10m for a longer run).
-FUZZTIME ?= 30s
+# Fuzz targets: the tarball extractor and the control stream decoder
+# (FUZZTIME=10m for a longer run).
+FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzStage -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x ./internal/release
+	$(GO) test -run='^$$' -fuzz=FuzzReadStream -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x ./internal/control
 
 # dist/beamdeploy_VERSION_ARCH.deb, built offline with dpkg-deb; lintian-clean.
 deb:

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -115,8 +114,8 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.
 	return r, err
 }
 
-// streamTo reads a progress stream until the message of type final (given
-// to decode) or an error message.
+// streamTo posts to path and reads the progress stream it answers with
+// (see ReadStream).
 func (c *Client) streamTo(ctx context.Context, path string, q url.Values, body io.Reader, ctype string,
 	onProgress func(Progress), decode func([]byte) error, final string) error {
 	resp, err := c.do(ctx, http.MethodPost, path, q, body, ctype)
@@ -124,34 +123,9 @@ func (c *Client) streamTo(ctx context.Context, path string, q url.Values, body i
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		var head struct {
-			MessageType string `json:"message_type"`
-		}
-		line := sc.Bytes()
-		if err := json.Unmarshal(line, &head); err != nil {
-			return fmt.Errorf("decode message from parent: %w", err)
-		}
-		switch head.MessageType {
-		case TypeProgress:
-			var p Progress
-			if err := json.Unmarshal(line, &p); err == nil && onProgress != nil {
-				onProgress(p)
-			}
-		case final:
-			return decode(line)
-		case TypeError:
-			var e Error
-			if err := decodeFinal(line, &e); err != nil {
-				return err
-			}
-			return &e
-		}
+	err = ReadStream(resp.Body, final, onProgress, decode)
+	if errors.Is(err, errNoFinal) {
+		return fmt.Errorf("%w; check: journalctl -u %s.service", err, c.App)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read progress from parent: %w", err)
-	}
-	return errors.New("the parent closed the stream without a result; check: journalctl -u " + c.App + ".service")
+	return err
 }
