@@ -45,13 +45,15 @@ func TestSystemdParentKilledMidSwapConverges(t *testing.T) {
 		serving string   // release serving after convergence
 	}{
 		{phase: swap.PhaseStarting, newEnv: []string{"HELLO_READY_DELAY=2s"}, serving: "1.0.0"},
+		{phase: swap.PhaseSettling, extra: []string{"--settle", "4s", "--force"}, serving: "1.0.0"},
 		{phase: swap.PhaseCutover, hooks: config.Hooks{BeforeCutover: []string{"/bin/sleep", "3"}}, serving: "1.0.0"},
 		{phase: swap.PhaseDraining, extra: []string{"--drain-timeout", "3s", "--force"}, oldEnv: []string{"HELLO_IGNORE_SIGTERM=1"}, serving: "1.1.0"},
+		{phase: swap.PhaseAfterCutover, hooks: config.Hooks{AfterCutover: []string{"/bin/sleep", "3"}}, serving: "1.1.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.phase.String(), func(t *testing.T) {
 			a := newApp(t, tt.extra...)
-			if len(tt.hooks.BeforeCutover) > 0 {
+			if len(tt.hooks.BeforeCutover)+len(tt.hooks.AfterCutover) > 0 {
 				a.setHooks(tt.hooks)
 			}
 			a.mustUpgrade(release(t, "1.0.0-old", append(tt.oldEnv, "X=1")...))
@@ -65,7 +67,8 @@ func TestSystemdParentKilledMidSwapConverges(t *testing.T) {
 			})
 			wg.Go(func() { _, _, _ = a.upgrade(next) }) // fails when its parent dies
 			require.Eventually(t, func() bool { return a.status().Phase == tt.phase }, 10*time.Second, 20*time.Millisecond)
-			pid := a.status().ParentPID
+			interrupted := a.status()
+			pid := interrupted.ParentPID
 			require.NoError(t, exec.Command("kill", "-9", strconv.Itoa(pid)).Run())
 
 			require.Eventually(t, func() bool {
@@ -78,8 +81,12 @@ func TestSystemdParentKilledMidSwapConverges(t *testing.T) {
 			assert.Len(t, a.activeInstances(), 1)
 			assert.Zero(t, st.Failed, "errors: %v", st.Errors)
 			requireServing(t, a, tt.serving)
-			require.NotNil(t, a.status().Active)
-			assert.Equal(t, a.activeInstances()[0], a.status().Active.Unit, "the parent's view matches systemd's")
+			after := a.status()
+			require.NotNil(t, after.Active)
+			assert.Equal(t, a.activeInstances()[0], after.Active.Unit, "the parent's view matches systemd's")
+			require.NotNil(t, after.LastSwap)
+			assert.Equal(t, interrupted.Swap, after.LastSwap.ID, "the interrupted swap is recorded")
+			assert.Equal(t, tt.serving == "1.1.0", after.LastSwap.OK, "%+v", after.LastSwap)
 		})
 	}
 }

@@ -12,12 +12,16 @@ import (
 )
 
 // setHooks rewrites the app's config and restarts its parent to load it.
-func (a *app) setHooks(h config.Hooks) {
+func (a *app) setHooks(h config.Hooks) { a.editConfig(func(c *config.Config) { c.Hooks = h }) }
+
+// editConfig changes the app's APP.json and restarts its parent (which
+// stops and starts its instances).
+func (a *app) editConfig(edit func(*config.Config)) {
 	a.t.Helper()
 	path := config.Paths{}.Config(a.name)
 	cfg, err := config.Load(path)
 	require.NoError(a.t, err)
-	cfg.Hooks = h
+	edit(&cfg)
 	b, err := cfg.Marshal()
 	require.NoError(a.t, err)
 	require.NoError(a.t, os.WriteFile(path, b, 0o644))

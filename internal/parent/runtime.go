@@ -80,6 +80,9 @@ func (r *instances) journal(ctx context.Context, invocation string) []string {
 // that became ready.
 func (r *instances) Check(ctx context.Context, inst swap.Instance) error {
 	u, err := r.units.Unit(ctx, inst.Unit)
+	if errors.Is(err, units.ErrNoSuchUnit) { // exited and garbage-collected
+		u, err = units.Unit{Name: inst.Unit, ActiveState: "inactive", SubState: "dead"}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("check %s: %w", inst.Unit, err)
 	}
