@@ -56,14 +56,6 @@ func loadDuring(t *testing.T, a *app, fn func()) {
 	fn()
 }
 
-// show returns a unit property as systemctl show prints it.
-func show(t *testing.T, unit, prop string) string {
-	t.Helper()
-	out, err := exec.Command("systemctl", "show", "-p", prop, "--value", unit).Output()
-	require.NoError(t, err)
-	return strings.TrimSpace(string(out))
-}
-
 // F3, first half: READY=1 and then dead within the settle window → the
 // swap rolls back and the old instance keeps serving.
 func TestSystemdF3DiesWithinSettleWindow(t *testing.T) {
