@@ -2,7 +2,9 @@ package beamdeploy
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 )
@@ -12,7 +14,14 @@ import (
 // it once the listeners are open; connections that arrive before Serve accepts
 // wait in the kernel backlog. Ready returns nil without doing anything when
 // NOTIFY_SOCKET is unset.
+//
+// In a process started by a hot upgrade (see [HotUpgrades]) Ready also
+// makes the process the unit's main process (MAINPID=) and tells the old
+// process, which then drains and exits.
 func Ready() error {
+	if fd := readyFD(); fd >= 0 {
+		return successorReady(fd)
+	}
 	return notify("ready", daemon.SdNotifyReady)
 }
 
@@ -30,8 +39,19 @@ func Status(s string) error {
 	return notify("status", "STATUS="+strings.ReplaceAll(s, "\n", " "))
 }
 
+// handedOver is set once a hot upgrade made another process the unit's
+// main process: this one must not tell systemd anything more (STOPPING=1
+// would stop the unit, new process included).
+var handedOver atomic.Bool
+
 // notify sends state to NOTIFY_SOCKET; abstract addresses ("@name") work.
 func notify(what, state string) error {
+	if handedOver.Load() {
+		return nil
+	}
+	if _, successor := os.LookupEnv(EnvReadyFD); successor {
+		return nil // not the unit's main process before Ready: STOPPING=1 would stop the unit
+	}
 	if _, err := daemon.SdNotify(false, state); err != nil {
 		return fmt.Errorf("notify %s: %w", what, err)
 	}

@@ -210,16 +210,19 @@ func TestSystemdF11FailedUnitNeverBlocksNextSwap(t *testing.T) {
 func TestSystemdF12PruneKeepsServingAndRollbackTarget(t *testing.T) {
 	a := newApp(t)
 	a.editConfig(func(c *config.Config) { c.KeepReleases = 1 })
+	versions := []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0"}
+	tarballs := map[string]string{}
+	for _, v := range versions {
+		tarballs[v] = release(t, v) // built before the load starts
+	}
+	a.mustUpgrade(tarballs["1.0.0"])
 	loadDuring(t, a, func() {
-		for i, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0"} {
-			a.mustUpgrade(release(t, v))
+		for i, v := range versions[1:] {
+			a.mustUpgrade(tarballs[v])
 			rels := a.releases()
 			assert.Equal(t, "active", rels[v], "%v", rels)
-			if i > 0 {
-				prev := []string{"1.0.0", "1.1.0", "1.2.0"}[i-1]
-				assert.Equal(t, "previous", rels[prev], "the rollback target is kept: %v", rels)
-			}
-			assert.LessOrEqual(t, len(rels), 2, "older releases are pruned: %v", rels)
+			assert.Equal(t, "previous", rels[versions[i]], "the rollback target is kept: %v", rels)
+			assert.Len(t, rels, 2, "older releases are pruned: %v", rels)
 		}
 		out, err := a.run("rollback", a.name)
 		require.NoError(t, err, out)

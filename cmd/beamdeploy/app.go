@@ -53,7 +53,7 @@ func newApp(g *globals) *cli.App {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "parent log level: debug, info, warn, error", EnvVars: []string{"BEAMDEPLOY_LOG_LEVEL"}, Destination: &g.logLevel},
 		},
 		Commands: []*cli.Command{
-			initCommand(g), upgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
+			initCommand(g), upgradeCommand(g), hotUpgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
 			stageCommand(g), releasesCommand(g), rollbackCommand(g), logsCommand(g), checkCommand(g),
 			parentCommand(g), execCommand(g),
 		},

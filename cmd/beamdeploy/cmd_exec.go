@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/beamdeploy/beamdeploy/internal/parent"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 )
 
@@ -15,10 +18,13 @@ const brokerWait = 30 * time.Second
 
 func execCommand(g *globals) *cli.Command {
 	return &cli.Command{
-		Name:      "exec",
-		Hidden:    true,
-		Usage:     "fetch APP's listening sockets from its parent and exec COMMAND with them (instance units run this)",
-		UsageText: "beamdeploy exec APP -- COMMAND [ARG]...",
+		Name:   "exec",
+		Hidden: true,
+		Usage:  "take APP's listening sockets from systemd (>= 257) or its parent and exec COMMAND with them (instance units run this)",
+		UsageText: "beamdeploy exec APP [--handover] -- COMMAND [ARG]...\n\n" +
+			"Restarted after a hot upgrade, it runs the hot-upgraded release instead of COMMAND.\n" +
+			"--handover: started by a hot upgrade with the listeners at fd 3 on (LISTEN_FDS).",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "handover", Usage: "take the listeners from the old process of a hot upgrade"}},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
@@ -31,11 +37,47 @@ func execCommand(g *globals) *cli.Command {
 			if len(argv) == 0 {
 				return usageErrorf("no COMMAND given (usage: %s)", c.Command.UsageText)
 			}
-			fds, err := sockact.Fetch(g.paths.BrokerSocket(app), brokerWait)
+			if c.Bool("handover") {
+				// The old process passed the listeners at 3, 4, ... and could
+				// not know this pid.
+				_ = os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())) // cannot fail for a valid key
+				fds, err := sockact.Inherited()
+				if err != nil {
+					return fmt.Errorf("take over the listening sockets of %s: %w", app, err)
+				}
+				return sockact.Exec(fds, argv, os.Environ())
+			}
+			fds, err := listeners(g.paths.BrokerSocket(app))
 			if err != nil {
 				return fmt.Errorf("get listening sockets of %s (is %s.service running?): %w", app, app, err)
 			}
-			return sockact.Exec(fds, argv, os.Environ())
+			env := os.Environ()
+			if unit := os.Getenv("BEAMDEPLOY_UNIT"); unit != "" {
+				version, hotArgv, dir, ok, err := parent.HotCommand(g.paths, app, unit)
+				if err != nil {
+					return err
+				}
+				if ok { // restarted after a hot upgrade: run what it was upgraded to
+					if err := os.Chdir(dir); err != nil {
+						return fmt.Errorf("run hot-upgraded release %s: %w", version, err)
+					}
+					argv = hotArgv
+					_ = os.Setenv("BEAMDEPLOY_RELEASE", version) // cannot fail for a valid key
+					env = os.Environ()
+				}
+			}
+			return sockact.Exec(fds, argv, env)
 		},
 	}
+}
+
+// listeners returns the listening sockets systemd passed to this process
+// (ExtraFileDescriptors, systemd >= 257: also after a restart while the
+// parent is down), else those the parent's fd broker at broker hands out.
+func listeners(broker string) ([]sockact.FD, error) {
+	fds, err := sockact.Inherited()
+	if !errors.Is(err, sockact.ErrNoListeners) {
+		return fds, err
+	}
+	return sockact.Fetch(broker, brokerWait)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
 func statusCommand(g *globals) *cli.Command {
@@ -64,11 +65,40 @@ func printStatus(w io.Writer, st control.Status) {
 		if !l.OK {
 			outcome = "failed: " + l.Error
 		}
-		fmt.Fprintf(w, "last swap:  %s to %s at %s, %.2f s, %s\n", l.ID, orDash(l.Release), l.Started.Local().Format(time.DateTime), l.Total.Seconds(), outcome)
+		fmt.Fprintf(w, "last swap:  %s %s to %s at %s, %.2f s, %s\n", l.ID, kindOf(*l), orDash(l.Release), l.Started.Local().Format(time.DateTime), l.Total.Seconds(), outcome)
 		if l.Warning != "" {
 			fmt.Fprintf(w, "warning:    %s\n", l.Warning)
 		}
 	}
+	if h := st.History; len(h) > 1 {
+		fmt.Fprintln(w, "history:")
+		for _, r := range h[max(0, len(h)-historyShown):] {
+			outcome := "ok"
+			if !r.OK {
+				outcome = "failed"
+			}
+			fmt.Fprintf(w, "  %s  %-10s  %-8s  %-6s  %s\n", r.Started.Local().Format(time.DateTime), kindOf(r), orDash(r.Release), outcome, unitOf(r.To))
+		}
+	}
+}
+
+// historyShown is how many past swaps status prints (--json has them all).
+const historyShown = 5
+
+// kindOf names a swap's kind; records from before hot upgrades are
+// blue-green.
+func kindOf(r swap.Result) string {
+	if r.Kind == "" {
+		return swap.KindBlueGreen
+	}
+	return r.Kind
+}
+
+func unitOf(i *swap.Instance) string {
+	if i == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (pid %d)", i.Unit, i.PID)
 }
 
 func orDash(s string) string {

@@ -45,6 +45,38 @@ func upgradeCommand(g *globals) *cli.Command {
 	}
 }
 
+func hotUpgradeCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "hot-upgrade",
+		Usage:     "stage a release tarball and hand APP's running instance over to it in place",
+		UsageText: "beamdeploy hot-upgrade APP TARBALL [--sha256 HEX] [--force]",
+		Description: "No second instance: the active instance's process starts the new release's binary\n" +
+			"in the same unit (same unit name, cgroup and resource limits) with the same\n" +
+			"listening sockets; once the new process sent READY=1 it becomes the unit's main\n" +
+			"process and the old one drains and exits. Needs an app that calls\n" +
+			"beamdeploy.HotUpgrades (Go SDK) and both releases declaring the same \"compat\" key\n" +
+			"in beamdeploy.json; anything else is refused before the running process is\n" +
+			"touched (use upgrade instead). If the new process exits or is not ready within\n" +
+			"ready_timeout it is killed and the old one keeps serving (exit 3). A later\n" +
+			"restart of the unit runs the hot-upgraded release.\n\n" +
+			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
+		Flags: tarballFlags(),
+		Action: func(c *cli.Context) error {
+			app, f, opts, err := openTarball(c)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+			defer cancel()
+			cl := g.client(app)
+			defer cl.Close()
+			res, err := cl.HotUpgrade(ctx, filepath.Base(f.Name()), f, opts, g.progress())
+			return g.printResult(app, res, err)
+		},
+	}
+}
+
 func reloadCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "reload",
@@ -129,9 +161,13 @@ func printSwap(w io.Writer, app string, r swap.Result) {
 	if r.To != nil {
 		to = r.To.Unit
 	}
-	if r.From == nil {
+	switch {
+	case r.Kind == swap.KindHot && r.From != nil && r.To != nil:
+		fmt.Fprintf(w, "%s hot-upgraded to %s in %s: pid %d took over from pid %d in %s; total %s\n",
+			app, r.Release, to, r.To.PID, r.From.PID, ms(r.Ready), ms(r.Total))
+	case r.From == nil:
 		fmt.Fprintf(w, "%s %s is serving on %s (ready in %s)\n", app, r.Release, to, ms(r.Ready))
-	} else {
+	default:
 		killed := ""
 		if r.OldKilled {
 			killed = ", killed after the drain timeout"

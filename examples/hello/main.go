@@ -11,7 +11,9 @@
 //	go build -ldflags "-X main.version=1.2.3" ./examples/hello
 //	hello -listen 127.0.0.1:8080   # or HELLO_LISTEN=127.0.0.1:8080
 //
-// On SIGTERM or SIGINT it drains with beamdeploy.Serve and exits 0.
+// On SIGTERM or SIGINT it drains with beamdeploy.Serve and exits 0; so it
+// does once a hot upgrade (beamdeploy hot-upgrade) has handed its unit over
+// to a new binary, which it starts itself (beamdeploy.HotUpgrades).
 //
 // Test-only knobs, read from the environment:
 //
@@ -19,6 +21,7 @@
 //	HELLO_NO_READY=1         serve, but never send READY=1
 //	HELLO_IGNORE_SIGTERM=1   ignore SIGTERM entirely and never drain (SIGKILL ends it)
 //	HELLO_READY_DELAY=<dur>  wait this long (e.g. 2s) before sending READY=1
+//	HELLO_NO_HOT=1           do not register for hot upgrades
 //	HELLO_FAIL_AFTER=<dur>   this long after READY=1, stop accepting, finish the
 //	                         requests in flight and exit 4 (a fatal error found
 //	                         after start-up); with HELLO_FAIL_ONCE=<path>, only
@@ -65,6 +68,9 @@ func run() int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if os.Getenv("HELLO_NO_HOT") != "1" {
+		ctx = beamdeploy.HotUpgrades(ctx) // done once a hot upgrade took over: drain like on SIGTERM
+	}
 	ln, err := listen(*addr)
 	if err != nil {
 		log.Error("listen", "err", err)

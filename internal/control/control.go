@@ -87,6 +87,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrLimit
 	case CodePermissionDenied:
 		return target == ErrPermissionDenied
+	case CodeHotUnsupported:
+		return target == ErrHotUnsupported
 	}
 	return false
 }
@@ -102,6 +104,7 @@ type Status struct {
 	Active      *swap.Instance `json:"active"`
 	Draining    *swap.Instance `json:"draining,omitempty"`
 	LastSwap    *swap.Result   `json:"last_swap,omitempty"`
+	History     []swap.Result  `json:"history,omitempty"` // recent swaps, newest last
 	ParentPID   int            `json:"parent_pid"`
 	Systemd     int            `json:"systemd_version"`
 	Listeners   []string       `json:"listeners"`

@@ -89,7 +89,8 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	if err != nil {
 		return nil, err
 	}
-	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store}
+	hot := &hotBoard{}
+	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store, hot: hot, log: opts.Log}
 	m := swap.New(rt, swap.Options{Save: st.save, Hooks: hooks(app, cfg, store), Settle: cfg.SettleTime()})
 	sdv, err := um.Version(ctx)
 	if err != nil {
@@ -97,7 +98,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	}
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
-		systemd: sdv, log: opts.Log, handoff: ho, exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
+		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
 	return d, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type instances struct {
 	self     string // absolute path of the beamdeploy binary
 	units    *units.Manager
 	releases *release.Store
+	hot      *hotBoard
+	log      *slog.Logger
 }
 
 func (r *instances) unitName(c swap.Color) string {
@@ -45,6 +48,9 @@ func (r *instances) unitName(c swap.Color) string {
 // Start implements swap.Runtime.
 func (r *instances) Start(ctx context.Context, color swap.Color, version string) (swap.Instance, error) {
 	inst := swap.Instance{Unit: r.unitName(color), Color: color, Release: version}
+	if err := removeHotFile(r.paths, r.app, inst.Unit); err != nil {
+		return swap.Instance{Color: color, Release: version}, fmt.Errorf("forget the hot upgrade of %s: %w", inst.Unit, err)
+	}
 	rel, err := r.releases.Get(version)
 	if err != nil {
 		return swap.Instance{Color: color, Release: version}, fmt.Errorf("release %s: %w", version, err)
@@ -106,7 +112,8 @@ func (r *instances) Stop(ctx context.Context, inst swap.Instance) (bool, error) 
 	return u.Result == "timeout", err
 }
 
-func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
+// command returns the command line of release rel, program path absolute.
+func (r *instances) command(rel release.Release) []string {
 	argv := append([]string(nil), r.cfg.Exec...)
 	if len(rel.Command) > 0 {
 		argv = append([]string(nil), rel.Command...) // the release's manifest decides
@@ -114,6 +121,11 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	if !filepath.IsAbs(argv[0]) {
 		argv[0] = filepath.Join(rel.Dir, argv[0])
 	}
+	return argv
+}
+
+func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
+	argv := r.command(rel)
 	return units.Spec{
 		Description:      fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
 		ExecStart:        append([]string{r.self, "exec", r.app, "--"}, argv...),

@@ -31,6 +31,7 @@ type server struct {
 	swapEnded broadcast
 	exec      []string // the app's command, for release checks
 	keep      int      // releases to keep (retention)
+	hot       *hotBoard
 }
 
 func (s *server) handler() http.Handler {
@@ -44,6 +45,9 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET "+control.PathReleases, s.guard(true, s.releasesHandler))
 	mux.HandleFunc("POST "+control.PathStage, s.guard(false, s.stageHandler))
 	mux.HandleFunc("POST "+control.PathRollback, s.guard(false, s.rollbackHandler))
+	mux.HandleFunc("POST "+control.PathHotUpgrade, s.guard(false, s.hotUpgrade))
+	mux.HandleFunc("GET "+control.PathHotWait, s.guard(true, s.hotWait))
+	mux.HandleFunc("POST "+control.PathHotReport, s.guard(true, s.hotReport))
 	s.handoffRoutes(mux)
 	return mux
 }
@@ -53,7 +57,7 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, control.Status{
 		MessageType: control.TypeStatus, App: s.app,
 		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
-		Active: st.Active, Draining: st.Draining, LastSwap: st.Last,
+		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.state.get().History,
 		ParentPID: os.Getpid(), Systemd: s.systemd, Listeners: s.listeners, Now: time.Now().UTC(),
 	})
 }
@@ -115,9 +119,15 @@ func (s *server) reloadTarget() (string, error) {
 	return "", fmt.Errorf("%w: nothing to reload: no release is staged; upload one with: beamdeploy upgrade %s TARBALL", release.ErrNotFound, s.app)
 }
 
-// run executes one swap and streams its progress and outcome.
+// run executes one blue-green swap and streams its progress and outcome.
 func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
-	res, err := s.machine.Swap(ctx, req, func(e swap.Event) {
+	s.runOp(ctx, out, s.machine.Swap, req)
+}
+
+// runOp executes one swap of the machine (op: Swap or HotUpgrade) and
+// streams its progress and outcome.
+func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context, swap.Request, func(swap.Event)) (swap.Result, error), req swap.Request) {
+	res, err := op(ctx, req, func(e swap.Event) {
 		s.log.Info(e.Message, "swap", e.Swap, "phase", e.Phase.String(), "unit", e.Unit, "release", e.Release)
 		out.progress(e)
 	})
@@ -147,6 +157,8 @@ func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
 
 func codeOf(err error) string {
 	switch {
+	case errors.Is(err, errHotUnsupported):
+		return control.CodeHotUnsupported
 	case errors.Is(err, swap.ErrSwapInProgress):
 		return control.CodeSwapInProgress
 	case errors.Is(err, swap.ErrShuttingDown):

@@ -105,8 +105,11 @@ func adopt(u, rec Instance) *Instance {
 }
 
 func interrupted(in Intent, keep *Instance) *Result {
-	res := &Result{ID: in.ID, From: clone(in.From), To: clone(in.To), Release: in.Release, Started: in.Began}
+	res := &Result{ID: in.ID, Kind: in.Kind, From: clone(in.From), To: clone(in.To), Release: in.Release, Started: in.Began}
 	finished := keep != nil && in.To != nil && keep.Unit == in.To.Unit
+	if in.Kind == KindHot { // same unit either way: the release it runs tells
+		finished = keep != nil && keep.Release == in.Release
+	}
 	switch {
 	case finished:
 		res.OK = true

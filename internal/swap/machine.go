@@ -118,7 +118,7 @@ func cloneResult(r *Result) *Result {
 }
 
 // begin claims the machine for one swap.
-func (m *Machine) begin(ctx context.Context) (context.Context, *run, error) {
+func (m *Machine) begin(ctx context.Context, kind string) (context.Context, *run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closing {
@@ -131,8 +131,8 @@ func (m *Machine) begin(ctx context.Context) (context.Context, *run, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	m.phase, m.swapID, m.began, m.target = PhasePreparing, m.opts.NewID(), m.opts.Now(), ""
 	m.cancel, m.done = cancel, make(chan struct{})
-	m.intent = &Intent{ID: m.swapID, Phase: PhasePreparing, From: clone(m.active), Began: m.began}
-	r := &run{m: m, res: Result{ID: m.swapID, Started: m.began, From: clone(m.active)}}
+	m.intent = &Intent{ID: m.swapID, Kind: kind, Phase: PhasePreparing, From: clone(m.active), Began: m.began}
+	r := &run{m: m, res: Result{ID: m.swapID, Kind: kind, Started: m.began, From: clone(m.active)}}
 	return ctx, r, nil
 }
 

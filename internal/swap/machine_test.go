@@ -19,7 +19,9 @@ type fakeRuntime struct {
 	calls   []string
 	startFn func(ctx context.Context, c swap.Color, rel string) error
 	checkFn func(ctx context.Context, inst swap.Instance) error
-	stopFn  func(ctx context.Context, inst swap.Instance) (bool, error)
+
+	handoverFn func(ctx context.Context, inst swap.Instance, rel string) error
+	stopFn     func(ctx context.Context, inst swap.Instance) (bool, error)
 }
 
 func (f *fakeRuntime) record(s string) {
@@ -51,6 +53,18 @@ func (f *fakeRuntime) Check(ctx context.Context, inst swap.Instance) error {
 		return f.checkFn(ctx, inst)
 	}
 	return nil
+}
+
+func (f *fakeRuntime) Handover(ctx context.Context, inst swap.Instance, rel string) (swap.Instance, error) {
+	f.record("handover " + inst.Unit + " " + rel)
+	if f.handoverFn != nil {
+		if err := f.handoverFn(ctx, inst, rel); err != nil {
+			return inst, err
+		}
+	}
+	inst.PID++
+	inst.Release = rel
+	return inst, nil
 }
 
 func (f *fakeRuntime) Stop(ctx context.Context, inst swap.Instance) (bool, error) {

@@ -58,12 +58,28 @@ func (r *run) emit(p Phase, unit, release, format string, args ...any) {
 // semantics. Cancelling ctx before the old instance is stopped rolls the
 // swap back; after that, the swap completes regardless.
 func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (Result, error) {
-	ctx, r, err := m.begin(ctx)
+	return m.run(ctx, KindBlueGreen, req, progress)
+}
+
+// HotUpgrade has the active instance's process hand its unit over to a
+// new process running the target release (Runtime.Handover): same unit,
+// no second instance. It is exclusive with swaps like Swap is. On failure
+// the old process keeps serving and the error matches ErrRolledBack.
+func (m *Machine) HotUpgrade(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	return m.run(ctx, KindHot, req, progress)
+}
+
+func (m *Machine) run(ctx context.Context, kind string, req Request, progress func(Event)) (Result, error) {
+	ctx, r, err := m.begin(ctx, kind)
 	if err != nil {
 		return Result{}, err
 	}
 	r.progress = progress
-	err = r.do(ctx, req)
+	if kind == KindHot {
+		err = r.hot(ctx, req)
+	} else {
+		err = r.do(ctx, req)
+	}
 	r.res.Total = m.opts.Now().Sub(r.res.Started)
 	r.res.OK = err == nil
 	if err != nil {
@@ -83,24 +99,33 @@ func joinWarning(a, b string) string {
 	return a + "; " + b
 }
 
-func (r *run) do(ctx context.Context, req Request) error {
-	m := r.m
+// prepare runs the request's Prepare and returns the target release.
+func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 	release := req.Release
 	if req.Prepare != nil {
 		rel, err := req.Prepare(ctx)
 		if err != nil {
-			return &RollbackError{Phase: PhasePreparing, Err: err}
+			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
 		release = rel
 	}
 	r.res.Release = release
+	r.m.mu.Lock()
+	r.m.target = release
+	r.m.mu.Unlock()
+	return release, nil
+}
+
+func (r *run) do(ctx context.Context, req Request) error {
+	m := r.m
+	release, err := r.prepare(ctx, req)
+	if err != nil {
+		return err
+	}
 	color := Blue
 	if r.res.From != nil {
 		color = r.res.From.Color.Other()
 	}
-	m.mu.Lock()
-	m.target = release
-	m.mu.Unlock()
 	if err := m.enter(PhaseStarting, func(i *Intent) { i.Release, i.Color = release, color }); err != nil {
 		return &RollbackError{Phase: PhasePreparing, Err: fmt.Errorf("save state before starting: %w", err)}
 	}
@@ -116,6 +141,35 @@ func (r *run) do(ctx context.Context, req Request) error {
 	}
 	r.drain(ctx)
 	r.afterCutover(ctx, next)
+	return nil
+}
+
+// hot runs a hot upgrade: the active process hands over in place.
+func (r *run) hot(ctx context.Context, req Request) error {
+	m := r.m
+	old := r.res.From
+	if old == nil {
+		return &RollbackError{Phase: PhasePreparing, Err: fmt.Errorf("%w to hot-upgrade", ErrNoActive)}
+	}
+	release, err := r.prepare(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := m.enter(PhaseHandover, func(i *Intent) { i.Release = release }); err != nil {
+		return &RollbackError{Phase: PhaseHandover, Err: fmt.Errorf("save state before the handover: %w", err)}
+	}
+	r.emit(PhaseHandover, old.Unit, release, "asking %s (pid %d) to hand over to release %s", old.Unit, old.PID, release)
+	t0 := m.opts.Now()
+	next, err := m.rt.Handover(context.WithValue(ctx, idKey{}, r.res.ID), *old, release)
+	r.res.Ready = m.opts.Now().Sub(t0)
+	if err != nil {
+		return &RollbackError{Phase: PhaseHandover, Err: err}
+	}
+	r.res.To = clone(&next)
+	m.mu.Lock()
+	m.active = clone(&next)
+	m.mu.Unlock()
+	r.emit(PhaseHandover, next.Unit, release, "pid %d took over %s from pid %d in %s", next.PID, next.Unit, old.PID, r.res.Ready.Round(time.Millisecond))
 	return nil
 }
 

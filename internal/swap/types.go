@@ -49,6 +49,11 @@ type Runtime interface {
 	// Start returned (it exited, or it was restarted). The machine calls it
 	// at the end of the settle window.
 	Check(ctx context.Context, inst Instance) error
+	// Handover has the process serving inst hand its unit over to a new
+	// process running release (a hot upgrade) and returns inst as it is
+	// afterwards: same unit, new PID and release. On error inst is
+	// unchanged and its old process still serves.
+	Handover(ctx context.Context, inst Instance, release string) (Instance, error)
 }
 
 // Transition is what hooks are told about a swap. Old is nil on the first
@@ -81,9 +86,10 @@ const (
 	PhaseCutover
 	PhaseDraining
 	PhaseAfterCutover
+	PhaseHandover // hot upgrade: the active process hands its unit over
 )
 
-var phaseNames = [...]string{"idle", "preparing", "starting", "settling", "cutover", "draining", "after-cutover"}
+var phaseNames = [...]string{"idle", "preparing", "starting", "settling", "cutover", "draining", "after-cutover", "handover"}
 
 func (p Phase) String() string {
 	if p < 0 || int(p) >= len(phaseNames) {
@@ -116,9 +122,16 @@ type Event struct {
 	Message string        `json:"message"`
 }
 
+// Kinds of swap.
+const (
+	KindBlueGreen = "blue-green" // a new instance in the other colour
+	KindHot       = "hot"        // a new process inside the same unit
+)
+
 // Result records one swap.
 type Result struct {
 	ID        string        `json:"id"`
+	Kind      string        `json:"kind,omitempty"` // KindBlueGreen or KindHot; empty in records older than hot upgrades
 	From      *Instance     `json:"from,omitempty"`
 	To        *Instance     `json:"to,omitempty"`
 	Release   string        `json:"release"`
@@ -159,6 +172,7 @@ type State struct {
 // Converge).
 type Intent struct {
 	ID      string    `json:"id"`
+	Kind    string    `json:"kind,omitempty"`
 	Phase   Phase     `json:"phase"`
 	Release string    `json:"release,omitempty"` // target; empty while preparing
 	Color   Color     `json:"color,omitempty"`   // colour being started
@@ -169,7 +183,9 @@ type Intent struct {
 
 // Committed reports whether the swap passed its cutover: from then on the
 // new instance is the active one and the old one is being stopped.
-func (i *Intent) Committed() bool { return i != nil && i.Phase >= PhaseDraining }
+func (i *Intent) Committed() bool {
+	return i != nil && i.Phase >= PhaseDraining && i.Phase != PhaseHandover
+}
 
 // Errors callers branch on.
 var (
@@ -179,4 +195,5 @@ var (
 	ErrStartFailed    = errors.New("swap: new instance did not become ready")
 	ErrHookFailed     = errors.New("swap: before_cutover hook failed")
 	ErrUnsettled      = errors.New("swap: new instance died within the settle window")
+	ErrNoActive       = errors.New("swap: no active instance")
 )

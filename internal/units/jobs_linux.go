@@ -168,6 +168,9 @@ func (s Spec) properties() ([]sd.Property, error) {
 		sd.PropType("notify"),
 		sd.PropExecStart(s.ExecStart, true),
 		prop("KillMode", "mixed"),
+		// all: a process the main one started may become the main process
+		// (MAINPID=, hot upgrades) and send READY=1.
+		prop("NotifyAccess", "all"),
 		prop("Environment", s.Environment),
 	}
 	if s.WorkingDirectory != "" {

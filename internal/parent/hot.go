@@ -1,0 +1,306 @@
+package parent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/safefile"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+// errHotUnsupported marks a hot upgrade refused before the running
+// process was touched.
+var errHotUnsupported = errors.New("hot upgrade not possible")
+
+// mainPIDWait bounds how long the parent waits for systemd to make the new
+// process the unit's main process after it sent MAINPID=.
+const mainPIDWait = 5 * time.Second
+
+// hotJob is one hot upgrade order on its way to an instance.
+type hotJob struct {
+	order   control.HotOrder
+	report  chan control.HotReport  // from the instance
+	verdict chan control.HotVerdict // to the instance
+}
+
+// hotBoard pairs instances waiting for an order (their SDK long-polls
+// PathHotWait) with the hot upgrade that needs one.
+type hotBoard struct {
+	mu      sync.Mutex
+	waiting map[string]chan *hotJob // unit → its waiting poll
+	running map[string]*hotJob      // order id → job
+}
+
+func (b *hotBoard) register(unit string) chan *hotJob {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waiting == nil {
+		b.waiting, b.running = map[string]chan *hotJob{}, map[string]*hotJob{}
+	}
+	ch := make(chan *hotJob)
+	b.waiting[unit] = ch
+	return ch
+}
+
+func (b *hotBoard) unregister(unit string, ch chan *hotJob) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waiting[unit] == ch {
+		delete(b.waiting, unit)
+	}
+}
+
+// dispatch hands job to the process of unit waiting for one; false if
+// none waits.
+func (b *hotBoard) dispatch(unit string, job *hotJob) bool {
+	b.mu.Lock()
+	ch := b.waiting[unit]
+	delete(b.waiting, unit)
+	if ch != nil {
+		b.running[job.order.ID] = job
+	}
+	b.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	select {
+	case ch <- job:
+		return true
+	case <-time.After(time.Second): // the poll went away meanwhile
+		b.done(job.order.ID)
+		return false
+	}
+}
+
+func (b *hotBoard) job(id string) *hotJob {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.running[id]
+}
+
+func (b *hotBoard) done(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.running, id)
+}
+
+// hotWait is the long poll of an instance that can hand over.
+func (s *server) hotWait(w http.ResponseWriter, r *http.Request) {
+	unit := r.URL.Query().Get("unit")
+	if p, _ := r.Context().Value(peerKey{}).(peer); p.Unit != "" {
+		unit = p.Unit // an instance waits for itself only
+	}
+	if _, err := colorOf(s.app, unit); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, err.Error()))
+		return
+	}
+	ch := s.hot.register(unit)
+	defer s.hot.unregister(unit, ch)
+	select {
+	case job := <-ch:
+		writeJSON(w, http.StatusOK, job.order)
+	case <-r.Context().Done():
+	}
+}
+
+// hotReport receives an instance's report and answers with the verdict.
+func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
+	var rep control.HotReport
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&rep); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, "body must be a hot report: "+err.Error()))
+		return
+	}
+	job := s.hot.job(rep.ID)
+	if job == nil {
+		writeJSON(w, http.StatusOK, control.HotVerdict{Error: "no hot upgrade " + rep.ID + " is running"})
+		return
+	}
+	job.report <- rep // buffered: one report per job
+	select {
+	case v := <-job.verdict:
+		writeJSON(w, http.StatusOK, v)
+	case <-r.Context().Done():
+	}
+}
+
+// hotUpgrade stages an uploaded release and hot-upgrades the active
+// instance to it.
+func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := release.ParseFilename(r.URL.Query().Get("filename")); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
+		return
+	}
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+		return
+	}
+	out := newStream(w)
+	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Prepare: func(ctx context.Context) (string, error) {
+		active := s.machine.Status().Active
+		if active == nil {
+			return "", fmt.Errorf("%w: %s has no active instance; start one with: beamdeploy upgrade %s TARBALL", errHotUnsupported, s.app, s.app)
+		}
+		rel, err := s.stage(ctx, r, out)
+		if err != nil {
+			return "", err
+		}
+		if err := s.compatible(active.Release, rel); err != nil {
+			return "", err
+		}
+		return rel.Version, nil
+	}})
+}
+
+// compatible applies the hot upgrade rule: both releases declare the same
+// compat key in their manifest. (Staging already refused a binary for
+// another architecture than this host's, which the running one is for.)
+func (s *server) compatible(running string, next release.Release) error {
+	cur, err := s.releases.Get(running)
+	if err != nil {
+		return fmt.Errorf("%w: read the running release %s: %w", errHotUnsupported, running, err)
+	}
+	hint := fmt.Sprintf("; swap to it with: beamdeploy upgrade %s (a new instance beside the old one)", s.app)
+	switch {
+	case next.Compat == "":
+		return fmt.Errorf("%w: release %s declares no \"compat\" key in %s%s", errHotUnsupported, next.Version, release.ManifestFile, hint)
+	case cur.Compat == "":
+		return fmt.Errorf("%w: the running release %s declares no \"compat\" key in %s%s", errHotUnsupported, cur.Version, release.ManifestFile, hint)
+	case cur.Compat != next.Compat:
+		return fmt.Errorf("%w: release %s has compat key %q, the running release %s has %q%s", errHotUnsupported,
+			next.Version, next.Compat, cur.Version, cur.Compat, hint)
+	}
+	return nil
+}
+
+// Handover implements swap.Runtime: it orders the process serving inst to
+// start the new release in its unit and waits until systemd has made the
+// new process the unit's main process.
+func (r *instances) Handover(ctx context.Context, inst swap.Instance, version string) (swap.Instance, error) {
+	rel, err := r.releases.Get(version)
+	if err != nil {
+		return inst, fmt.Errorf("release %s: %w", version, err)
+	}
+	argv := r.command(rel)
+	env := []string{"BEAMDEPLOY_RELEASE=" + version}
+	job := &hotJob{
+		order: control.HotOrder{MessageType: control.TypeHotOrder, ID: swap.IDFromContext(ctx), Release: version,
+			Argv: append([]string{r.self, "exec", r.app, "--handover", "--"}, argv...), Dir: rel.Dir, Env: env, Timeout: r.cfg.Ready(), Drain: r.cfg.Drain()},
+		report:  make(chan control.HotReport, 1),
+		verdict: make(chan control.HotVerdict, 1),
+	}
+	if !r.hot.dispatch(inst.Unit, job) {
+		return inst, fmt.Errorf("%w: %s (pid %d) does not accept hot upgrades: its app does not call beamdeploy.HotUpgrades (Go SDK); use: beamdeploy upgrade %s TARBALL",
+			errHotUnsupported, inst.Unit, inst.PID, r.app)
+	}
+	defer r.hot.done(job.order.ID)
+	// Every path answers the instance (verdict is buffered): it waits for
+	// the answer before it takes the next order.
+	var rep control.HotReport
+	select {
+	case rep = <-job.report:
+	case <-time.After(job.order.Timeout + 10*time.Second):
+		job.verdict <- control.HotVerdict{Error: "too late"}
+		return inst, fmt.Errorf("%s did not report on the hot upgrade within %s", inst.Unit, job.order.Timeout+10*time.Second)
+	case <-ctx.Done():
+		job.verdict <- control.HotVerdict{Error: "hot upgrade cancelled"}
+		return inst, fmt.Errorf("hot upgrade of %s: %w", inst.Unit, ctx.Err())
+	}
+	if !rep.OK {
+		job.verdict <- control.HotVerdict{Error: rep.Error}
+		return inst, fmt.Errorf("the new process did not take over %s (the old one keeps serving): %s; see: journalctl -u %s", inst.Unit, rep.Error, inst.Unit)
+	}
+	if err := r.waitMainPID(ctx, inst.Unit, rep.PID); err != nil {
+		job.verdict <- control.HotVerdict{Error: err.Error()}
+		return inst, err
+	}
+	// From here on the new process is the unit's main process: the old one
+	// must go whatever else happens.
+	next := inst
+	next.PID, next.Release, next.Since = rep.PID, version, time.Now().UTC()
+	if err := writeHotFile(r.paths, r.app, hotFile{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
+		r.log.Error("could not record the hot-upgraded release; a restart of the unit would run the old one", "unit", inst.Unit, "old_release", inst.Release, "err", err)
+	}
+	job.verdict <- control.HotVerdict{Proceed: true}
+	return next, nil
+}
+
+// waitMainPID waits until systemd reports pid as unit's main process.
+func (r *instances) waitMainPID(ctx context.Context, unit string, pid int) error {
+	ctx, cancel := context.WithTimeout(ctx, mainPIDWait)
+	defer cancel()
+	for {
+		u, err := r.units.Unit(ctx, unit)
+		if err == nil && u.MainPID == pid {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("systemd did not make pid %d the main process of %s within %s (did it send MAINPID= with NotifyAccess=all?)", pid, unit, mainPIDWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// hotFile records that a unit was hot-upgraded: when systemd restarts the
+// unit, the exec shim runs this release instead of the unit's own.
+type hotFile struct {
+	Unit         string   `json:"unit"`
+	Release      string   `json:"release"`
+	Argv         []string `json:"argv"`
+	Dir          string   `json:"dir"`
+	InvocationID string   `json:"invocation_id"`
+}
+
+func hotFilePath(p config.Paths, app, unit string) string {
+	return filepath.Join(p.StateDir(app), "hot", unit+".json")
+}
+
+func writeHotFile(p config.Paths, app string, h hotFile) error {
+	path := hotFilePath(p, app, h.Unit)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return safefile.Write(path, b, 0o644)
+}
+
+// removeHotFile forgets a unit's hot upgrade: the parent starts the unit
+// afresh with a release of its choosing.
+func removeHotFile(p config.Paths, app, unit string) error {
+	err := os.Remove(hotFilePath(p, app, unit))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// HotCommand returns what a restarted instance unit of app must run when
+// it was hot-upgraded: the release, its command line and directory; ok is
+// false when the unit was not hot-upgraded since it was started.
+func HotCommand(p config.Paths, app, unit string) (version string, argv []string, dir string, ok bool, err error) {
+	b, err := os.ReadFile(hotFilePath(p, app, unit))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, "", false, nil
+	}
+	if err != nil {
+		return "", nil, "", false, fmt.Errorf("read the hot upgrade record of %s: %w", unit, err)
+	}
+	var h hotFile
+	if err := json.Unmarshal(b, &h); err != nil || len(h.Argv) == 0 {
+		return "", nil, "", false, fmt.Errorf("read the hot upgrade record of %s: malformed %s", unit, hotFilePath(p, app, unit))
+	}
+	return h.Release, h.Argv, h.Dir, true, nil
+}
