@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,6 +87,12 @@ func helloBin(t *testing.T, v string) string {
 // crashes at start.
 func release(t *testing.T, version string, env ...string) string {
 	t.Helper()
+	return releaseWith(t, version, nil, env...)
+}
+
+// releaseWith is release with extra files (such as a manifest).
+func releaseWith(t *testing.T, version string, extra map[string][]byte, env ...string) string {
+	t.Helper()
 	bin, err := os.ReadFile(helloBin(t, strings.SplitN(version, "-", 2)[0]))
 	require.NoError(t, err)
 	files := map[string][]byte{"bin/hello": bin, "VERSION": []byte(version + "\n")}
@@ -93,6 +100,7 @@ func release(t *testing.T, version string, env ...string) string {
 		files["bin/hello.real"] = bin
 		files["bin/hello"] = []byte("#!/bin/sh\nexec env " + strings.Join(env, " ") + " \"$(dirname \"$0\")/hello.real\" \"$@\"\n")
 	}
+	maps.Copy(files, extra)
 	p := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
 	writeTarball(t, p, files)
 	return p
@@ -130,7 +138,13 @@ func (a *app) run(args ...string) (string, error) {
 
 // upgrade runs `beamdeploy --json upgrade` and returns the result.
 func (a *app) upgrade(tarball string) (control.Result, string, error) {
-	cmd := exec.CommandContext(a.t.Context(), a.bin, "--json", "upgrade", a.name, tarball)
+	return a.swapCommand("upgrade", tarball)
+}
+
+// swapCommand runs `beamdeploy --json CMD APP ARGS...` and returns the
+// result message, stderr and the exit error.
+func (a *app) swapCommand(cmdName string, args ...string) (control.Result, string, error) {
+	cmd := exec.CommandContext(a.t.Context(), a.bin, append([]string{"--json", cmdName, a.name}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

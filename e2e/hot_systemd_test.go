@@ -2,11 +2,8 @@ package e2e_test
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,35 +18,16 @@ import (
 // hotRelease is release with a manifest declaring compat ("" for none).
 func hotRelease(t *testing.T, version, compat string, env ...string) string {
 	t.Helper()
-	bin, err := os.ReadFile(helloBin(t, strings.SplitN(version, "-", 2)[0]))
-	require.NoError(t, err)
-	files := map[string][]byte{"bin/hello": bin, "VERSION": []byte(version + "\n")}
-	if len(env) > 0 {
-		files["bin/hello.real"] = bin
-		files["bin/hello"] = []byte("#!/bin/sh\nexec env " + strings.Join(env, " ") + " \"$(dirname \"$0\")/hello.real\" \"$@\"\n")
-	}
+	var manifest map[string][]byte
 	if compat != "" {
-		files["beamdeploy.json"] = []byte(`{"compat":"` + compat + `"}`)
+		manifest = map[string][]byte{"beamdeploy.json": []byte(`{"compat":"` + compat + `"}`)}
 	}
-	p := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
-	writeTarball(t, p, files)
-	return p
+	return releaseWith(t, version, manifest, env...)
 }
 
 // hotUpgrade runs `beamdeploy --json hot-upgrade`.
 func (a *app) hotUpgrade(tarball string) (control.Result, string, error) {
-	cmd := exec.CommandContext(a.t.Context(), a.bin, "--json", "hot-upgrade", a.name, tarball)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var res control.Result
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		var m control.Result
-		if json.Unmarshal([]byte(line), &m) == nil && m.MessageType == control.TypeResult {
-			res = m
-		}
-	}
-	return res, stderr.String(), err
+	return a.swapCommand("hot-upgrade", tarball)
 }
 
 func mainPID(t *testing.T, unit string) int {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,24 +30,17 @@ func stageCommand(g *globals) *cli.Command {
 			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n\n" + exitStatusHelp,
 		Flags: tarballFlags(),
 		Action: func(c *cli.Context) error {
-			app, f, opts, err := openTarball(c)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl := g.client(app)
-			defer cl.Close()
-			st, err := cl.Stage(ctx, filepath.Base(f.Name()), f, opts, g.progress())
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return json.NewEncoder(g.stdout).Encode(st)
-			}
-			fmt.Fprintf(g.stdout, "staged %s %s (%d files, %.1f MB); swap to it with: systemctl reload %s\n", app, st.Version, st.Files, float64(st.Size)/1e6, app)
-			return nil
+			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
+				st, err := cl.Stage(ctx, name, f, opts, g.progress())
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return json.NewEncoder(g.stdout).Encode(st)
+				}
+				fmt.Fprintf(g.stdout, "staged %s %s (%d files, %.1f MB); swap to it with: systemctl reload %s\n", cl.App, st.Version, st.Files, float64(st.Size)/1e6, cl.App)
+				return nil
+			})
 		},
 	}
 }

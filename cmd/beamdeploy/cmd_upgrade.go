@@ -30,17 +30,10 @@ func upgradeCommand(g *globals) *cli.Command {
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
 		Flags: tarballFlags(),
 		Action: func(c *cli.Context) error {
-			app, f, opts, err := openTarball(c)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl := g.client(app)
-			defer cl.Close()
-			res, err := cl.Upgrade(ctx, filepath.Base(f.Name()), f, opts, g.progress())
-			return g.printResult(app, res, err)
+			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
+				res, err := cl.Upgrade(ctx, name, f, opts, g.progress())
+				return g.printResult(cl.App, res, err)
+			})
 		},
 	}
 }
@@ -62,17 +55,10 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
 		Flags: tarballFlags(),
 		Action: func(c *cli.Context) error {
-			app, f, opts, err := openTarball(c)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl := g.client(app)
-			defer cl.Close()
-			res, err := cl.HotUpgrade(ctx, filepath.Base(f.Name()), f, opts, g.progress())
-			return g.printResult(app, res, err)
+			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
+				res, err := cl.HotUpgrade(ctx, name, f, opts, g.progress())
+				return g.printResult(cl.App, res, err)
+			})
 		},
 	}
 }
@@ -101,6 +87,21 @@ func reloadCommand(g *globals) *cli.Command {
 			return g.printResult(app, res, err)
 		},
 	}
+}
+
+// withTarball opens the TARBALL argument and runs do with a client of APP,
+// the tarball's file name and the upload options, within --timeout.
+func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error) error {
+	app, f, opts, err := openTarball(c)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
+	defer cancel()
+	cl := g.client(app)
+	defer cl.Close()
+	return do(ctx, cl, filepath.Base(f.Name()), f, opts)
 }
 
 func contextWithTimeout(c *cli.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -136,15 +136,10 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 // hotUpgrade stages an uploaded release and hot-upgrades the active
 // instance to it.
 func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := release.ParseFilename(r.URL.Query().Get("filename")); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
+	out := uploadStream(w, r)
+	if out == nil {
 		return
 	}
-	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
-		return
-	}
-	out := newStream(w)
 	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Prepare: func(ctx context.Context) (string, error) {
 		active := s.machine.Status().Active
 		if active == nil {

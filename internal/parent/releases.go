@@ -129,11 +129,10 @@ func (s *server) releasesHandler(w http.ResponseWriter, _ *http.Request) {
 
 // stageHandler stages an uploaded release without swapping to it.
 func (s *server) stageHandler(w http.ResponseWriter, r *http.Request) {
-	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+	out := uploadStream(w, r)
+	if out == nil {
 		return
 	}
-	out := newStream(w)
 	rel, err := s.stage(r.Context(), r, out)
 	if err != nil {
 		out.fail(http.StatusUnprocessableEntity, errorBody(codeOf(err), err.Error()))

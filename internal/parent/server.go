@@ -62,17 +62,26 @@ func (s *server) status(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
+// uploadStream checks an upload's file name and opens the progress
+// stream, which goes out while the tarball is still being read. On error
+// it answers and returns nil.
+func uploadStream(w http.ResponseWriter, r *http.Request) *stream {
 	if _, _, err := release.ParseFilename(r.URL.Query().Get("filename")); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
-		return
+		return nil
 	}
-	// Progress is streamed while the tarball is still being read.
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
+		return nil
+	}
+	return newStream(w)
+}
+
+func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
+	out := uploadStream(w, r)
+	if out == nil {
 		return
 	}
-	out := newStream(w)
 	s.run(r.Context(), out, swap.Request{Prepare: func(ctx context.Context) (string, error) {
 		rel, err := s.stage(ctx, r, out)
 		return rel.Version, err
