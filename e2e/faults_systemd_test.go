@@ -32,15 +32,23 @@ import (
 // them failed.
 func loadDuring(t *testing.T, a *app, fn func()) {
 	t.Helper()
+	fresh, kept := loadAround(t, a, fn)
+	assert.Zero(t, fresh.Failed, "new-connection requests failed: %v", fresh.Errors)
+	assert.Zero(t, kept.Failed, "keep-alive requests failed: %v", kept.Errors)
+}
+
+// loadAround runs fn under the load of loadDuring and returns what each
+// generator saw.
+func loadAround(t *testing.T, a *app, fn func()) (fresh, kept loadgen.Stats) {
+	t.Helper()
 	ctx, stop := context.WithCancel(t.Context())
-	var fresh, kept loadgen.Stats
 	var wg sync.WaitGroup
 	url := "http://" + a.addr + "/"
 	wg.Go(func() {
-		fresh = loadgen.Run(ctx, loadgen.Options{URL: url, Workers: 2, Duration: 5 * time.Minute, MaxRequests: 2_000_000})
+		fresh = loadgen.Run(ctx, loadgen.Options{URL: url, Workers: loadWorkers, Duration: 5 * time.Minute, MaxRequests: 2_000_000})
 	})
 	wg.Go(func() {
-		kept = loadgen.Run(ctx, loadgen.Options{URL: url, KeepAlive: true, Method: "POST", Body: []byte("x"), Workers: 2,
+		kept = loadgen.Run(ctx, loadgen.Options{URL: url, KeepAlive: true, Method: "POST", Body: []byte("x"), Workers: loadWorkers,
 			Duration: 5 * time.Minute, MaxRequests: 2_000_000})
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -49,12 +57,14 @@ func loadDuring(t *testing.T, a *app, fn func()) {
 		stop()
 		wg.Wait()
 		t.Logf("load: new connections %s; keep-alive POST %s", fresh, kept)
-		assert.Zero(t, fresh.Failed, "new-connection requests failed: %v", fresh.Errors)
-		assert.Zero(t, kept.Failed, "keep-alive requests failed: %v", kept.Errors)
 		assert.Positive(t, fresh.OK+kept.OK)
 	}()
 	fn()
+	return fresh, kept
 }
+
+// loadWorkers is the concurrency of each load generator.
+const loadWorkers = 2
 
 // F3, first half: READY=1 and then dead within the settle window → the
 // swap rolls back and the old instance keeps serving.

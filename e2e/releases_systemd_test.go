@@ -148,9 +148,11 @@ func TestSystemdDiskFullDuringStaging(t *testing.T) {
 	big := filepath.Join(t.TempDir(), "hello-2.0.0.tar.gz")
 	writeTarball(t, big, map[string][]byte{"bin/hello": bin, "data/blob": filler})
 
-	out, err := a.run("upgrade", a.name, big)
-	require.Error(t, err)
-	assert.Contains(t, out, "not enough disk space")
+	loadDuring(t, a, func() {
+		out, err := a.run("upgrade", a.name, big)
+		require.Error(t, err)
+		assert.Contains(t, out, "not enough disk space")
+	})
 	assert.NotContains(t, a.releases(), "2.0.0")
 	entries, err := os.ReadDir(filepath.Join(dir, "staging"))
 	require.NoError(t, err)
