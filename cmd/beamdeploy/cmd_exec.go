@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -17,7 +18,7 @@ func execCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "exec",
 		Hidden:    true,
-		Usage:     "fetch APP's listening sockets from its parent and exec COMMAND with them (instance units run this)",
+		Usage:     "take APP's listening sockets from systemd (>= 257) or its parent and exec COMMAND with them (instance units run this)",
 		UsageText: "beamdeploy exec APP -- COMMAND [ARG]...",
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -31,11 +32,22 @@ func execCommand(g *globals) *cli.Command {
 			if len(argv) == 0 {
 				return usageErrorf("no COMMAND given (usage: %s)", c.Command.UsageText)
 			}
-			fds, err := sockact.Fetch(g.paths.BrokerSocket(app), brokerWait)
+			fds, err := listeners(g.paths.BrokerSocket(app))
 			if err != nil {
 				return fmt.Errorf("get listening sockets of %s (is %s.service running?): %w", app, app, err)
 			}
 			return sockact.Exec(fds, argv, os.Environ())
 		},
 	}
+}
+
+// listeners returns the listening sockets systemd passed to this process
+// (ExtraFileDescriptors, systemd >= 257: also after a restart while the
+// parent is down), else those the parent's fd broker at broker hands out.
+func listeners(broker string) ([]sockact.FD, error) {
+	fds, err := sockact.Inherited()
+	if !errors.Is(err, sockact.ErrNoListeners) {
+		return fds, err
+	}
+	return sockact.Fetch(broker, brokerWait)
 }
