@@ -110,5 +110,6 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	after := a.status()
 	require.NotNil(t, after.Active)
 	assert.Equal(t, unit, after.Active.Unit)
+	t.Logf("status after the restart: active %s pid %d; the unit's main pid is now %s", after.Active.Unit, after.Active.PID, prop(unit, "MainPID"))
 	assert.Equal(t, []string{unit}, a.activeInstances(), "exactly one instance runs")
 }

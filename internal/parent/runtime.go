@@ -17,10 +17,10 @@ import (
 // journalLines is how many log lines of a failed instance are reported.
 const journalLines = 20
 
-// restartSec is how long systemd waits before it restarts an instance
+// restartDelay is how long systemd waits before it restarts an instance
 // whose process failed. New connections wait in the socket's backlog
 // meanwhile.
-const restartSec = 100 * time.Millisecond
+const restartDelay = 100 * time.Millisecond
 
 // StartError reports an instance that did not become ready, with what it
 // logged.
@@ -120,7 +120,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		TimeoutStop:      r.cfg.Drain(),
 		Hardened:         true,
 		SharedTmp:        underTmp(r.self) || underTmp(argv[0]),
-		RestartSec:       restartSec,
+		RestartDelay:     restartDelay,
 		FDs:              r.fds,
 		Environment: []string{
 			"BEAM_DEPLOY=1",

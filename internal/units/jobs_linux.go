@@ -21,12 +21,13 @@ import (
 // to ResetFailed or Stop. When ctx ends first the unit may still be
 // starting: the caller must Stop it.
 //
-// With spec.RestartSec set, systemd would not fail the start job when the
-// first attempt fails (the process exits or misses TimeoutStart before
-// READY=1): it restarts the process and the job waits for that. So the
-// wait also watches the unit and, once the first attempt has ended, stops
-// the unit and returns a *JobError with that attempt's exit, service
-// result and InvocationID.
+// With spec.RestartDelay set, systemd restarts a unit whose first attempt
+// failed (the process exited, or missed TimeoutStart, before READY=1):
+// systemd 252 and 257 fail the start job and go on restarting the unit
+// (up to the start limit). So the wait also watches the unit in case the
+// job signal is late or lost, and once the first attempt has ended it
+// stops the unit and returns a *JobError with that attempt's exit,
+// service result and InvocationID; the unit is then stopped, not failed.
 func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (Unit, error) {
 	if u, err := m.Unit(ctx, name); err == nil {
 		if u.Running() {
@@ -50,7 +51,7 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 	if err != nil {
 		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
 	}
-	if spec.RestartSec > 0 {
+	if spec.RestartDelay > 0 {
 		return m.waitFirstStart(ctx, name, ch)
 	}
 	return m.wait(ctx, name, "start", ch)
@@ -58,7 +59,7 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 
 // restartPoll is how often a start wait looks for a failed first attempt
 // of a unit that restarts on failure. It must be well below the units'
-// RestartSec: the failed attempt's exit status is only readable while the
+// RestartDelay: the failed attempt's exit status is only readable while the
 // unit waits to restart.
 const restartPoll = 20 * time.Millisecond
 
@@ -77,7 +78,7 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 			u, _ := m.Unit(context.WithoutCancel(ctx), name) // best effort, for the caller's report
 			return u, fmt.Errorf("wait for start job of %s: %w", name, ctx.Err())
 		case result := <-ch:
-			// systemd 252 fails the job and then restarts the unit anyway;
+			// systemd fails the job and then restarts the unit anyway;
 			// READY=1 may also have come from a later attempt.
 			u, err := m.finish(ctx, name, "start", result)
 			if u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running()) {
@@ -271,9 +272,9 @@ func (s Spec) properties() ([]sd.Property, error) {
 			props = append(props, prop(h.Name, h.Value))
 		}
 	}
-	if s.RestartSec > 0 {
+	if s.RestartDelay > 0 {
 		props = append(props, prop("Restart", "on-failure"),
-			prop("RestartUSec", uint64(s.RestartSec.Microseconds())),
+			prop("RestartUSec", uint64(s.RestartDelay.Microseconds())),
 			prop("StartLimitBurst", uint32(StartLimitBurst)),
 			prop("StartLimitIntervalUSec", uint64(StartLimitInterval.Microseconds())))
 	}

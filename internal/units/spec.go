@@ -27,13 +27,13 @@ type Spec struct {
 	// SharedTmp leaves out PrivateTmp from Hardening: needed when the
 	// unit's own command lives under /tmp or /var/tmp.
 	SharedTmp bool
-	// RestartSec, when > 0, makes systemd restart the service this long
+	// RestartDelay, when > 0, makes systemd restart the service this long
 	// after its main process failed (Restart=on-failure), at most
 	// StartLimitBurst times within StartLimitInterval; then the unit stays
 	// failed. Zero: no restarts. A failure of the first start is still a
 	// failed start: StartTransient stops the unit instead of letting systemd
 	// retry it.
-	RestartSec time.Duration
+	RestartDelay time.Duration
 	// FDs are handed to the service by systemd itself
 	// (ExtraFileDescriptors=, systemd >= 257): systemd keeps its own copies
 	// for as long as the unit is loaded and passes them to every start of
@@ -52,7 +52,7 @@ type FD struct {
 // ExtraFDsVersion is the first systemd version that accepts Spec.FDs.
 const ExtraFDsVersion = 257
 
-// The start rate limit of units with Spec.RestartSec: a service that fails
+// The start rate limit of units with Spec.RestartDelay: a service that fails
 // more often than this is left failed rather than restarted again.
 const (
 	StartLimitBurst    = 5

@@ -195,13 +195,13 @@ func TestSystemdVersion(t *testing.T) {
 	assert.GreaterOrEqual(t, v, 240)
 }
 
-// restartSec is what the tests give units that restart on failure.
-const restartSec = 100 * time.Millisecond
+// restartDelay is what the tests give units that restart on failure.
+const restartDelay = 100 * time.Millisecond
 
 func TestSystemdRestartingUnitCrashAtStartFails(t *testing.T) {
 	m := dial(t)
 	begin := time.Now()
-	name, u, err := startService(t, m, "crash", units.Spec{RestartSec: restartSec})
+	name, u, err := startService(t, m, "crash", units.Spec{RestartDelay: restartDelay})
 	took := time.Since(begin)
 	var je *units.JobError
 	require.ErrorAs(t, err, &je)
@@ -224,7 +224,7 @@ func TestSystemdRestartingUnitCrashAtStartFails(t *testing.T) {
 func TestSystemdRestartingUnitTimeoutWithoutReadyFails(t *testing.T) {
 	m := dial(t)
 	begin := time.Now()
-	_, _, err := startService(t, m, "no-ready", units.Spec{TimeoutStart: time.Second, RestartSec: restartSec})
+	_, _, err := startService(t, m, "no-ready", units.Spec{TimeoutStart: time.Second, RestartDelay: restartDelay})
 	var je *units.JobError
 	require.ErrorAs(t, err, &je)
 	assert.Equal(t, "timeout", je.ServiceResult)
@@ -253,7 +253,7 @@ func waitRestarted(t *testing.T, m *units.Manager, name string, before units.Uni
 
 func TestSystemdRestartOnFailureAfterReady(t *testing.T) {
 	m := dial(t)
-	name, u, err := startService(t, m, "ready-after=0s", units.Spec{RestartSec: restartSec})
+	name, u, err := startService(t, m, "ready-after=0s", units.Spec{RestartDelay: restartDelay})
 	require.NoError(t, err)
 	killMain(t, u)
 	after := waitRestarted(t, m, name, u)
@@ -296,7 +296,7 @@ func TestSystemdExtraFileDescriptors(t *testing.T) {
 	require.NoError(t, err)
 	ln, fd := listenerFD(t)
 	addr := ln.Addr().String()
-	name, u, err := startService(t, m, "serve-fds", units.Spec{RestartSec: restartSec, FDs: []units.FD{{Num: fd, Name: "web"}}})
+	name, u, err := startService(t, m, "serve-fds", units.Spec{RestartDelay: restartDelay, FDs: []units.FD{{Num: fd, Name: "web"}}})
 	if v < units.ExtraFDsVersion {
 		require.Error(t, err, "systemd %d accepted ExtraFileDescriptors", v)
 		t.Logf("systemd %d refuses ExtraFileDescriptors: %v", v, err)
