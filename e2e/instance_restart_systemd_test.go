@@ -51,6 +51,9 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	a.mustUpgrade(release(t, "1.1.0"))
 	st := a.status()
 	require.NotNil(t, st.Active)
+	out, err := exec.Command("systemctl", "--version").Output()
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(st.Systemd), strings.Fields(string(out))[1], "the parent detected the systemd version")
 	systemFDs := st.Systemd >= units.ExtraFDsVersion
 	path := map[bool]string{true: "systemd", false: "broker"}[systemFDs]
 	unit := st.Active.Unit
