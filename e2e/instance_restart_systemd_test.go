@@ -81,6 +81,17 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	restarted := func() bool {
 		return prop(unit, "ActiveState") == "active" && prop(unit, "InvocationID") != before
 	}
+	// A request sent once systemd saw the process die, while nothing
+	// accepts: it waits in the backlog and is answered after the restart.
+	require.Eventually(t, func() bool { return prop(unit, "SubState") != "running" }, 2*time.Second, 5*time.Millisecond)
+	probe := make(chan error, 1)
+	var probeTook time.Duration
+	go func() {
+		begin := time.Now()
+		_, err := a.get()
+		probeTook = time.Since(begin)
+		probe <- err
+	}()
 	if systemFDs {
 		require.Eventually(t, restarted, 5*time.Second, 20*time.Millisecond, "systemd restarts the instance")
 		t.Logf("systemd %d: %s active again after %s, parent still frozen", st.Systemd, unit, time.Since(killed).Round(time.Millisecond))
@@ -98,6 +109,8 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	require.Eventually(t, restarted, 10*time.Second, 20*time.Millisecond, "the instance is restarted")
 	t.Logf("systemd %d (fd path %s): active %s after the kill, %s after the parent resumed",
 		st.Systemd, path, time.Since(killed).Round(time.Millisecond), time.Since(resumed).Round(time.Millisecond))
+	require.NoError(t, <-probe, "a request sent during the restart gap waits in the backlog")
+	t.Logf("a request sent during the restart gap was answered after %s", probeTook.Round(time.Millisecond))
 	assert.NotEqual(t, pid, show(t, unit, "MainPID"))
 	assert.Equal(t, "1", show(t, unit, "NRestarts"))
 	time.Sleep(300 * time.Millisecond)
