@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd fmt-check vet lint clean sandbox-check fuzz
+.PHONY: bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
 
-test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-deb bench-quick
+test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-systemd-257 test-deb bench-quick
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -34,6 +34,17 @@ unit:
 # The real-systemd suite: systemd 252 as PID 1 of fresh namespaces.
 test-systemd: deps
 	$(SANDBOX) -- $(GO) test -race -count=1 -timeout 25m -run '^TestSystemd' ./...
+
+# The tests of fd passing and instance restarts again on systemd 257 (a
+# Debian 13 root built once by scripts/debian13-root, cached in
+# /var/cache/beamdeploy), where instances get their listeners from systemd
+# (ExtraFileDescriptors) instead of the parent's fd broker. That root has
+# no Go and no C toolchain: the host's GOROOT is bind-mounted and tests run
+# with CGO_ENABLED=0, so without -race.
+E2E_257 := ^TestSystemd(SwapUnderLoad|NewReleaseCrashesAtStart|NewReleaseNeverReady|ParentSIGKILLLeavesInstanceServing|ParentKilledMidSwapConverges|InstanceRestartsWhileParentFrozen)
+test-systemd-257: deps
+	root=$$(scripts/debian13-root) && $(SANDBOX) --lower "$$root" --bind "$$($(GO) env GOROOT)" -- env CGO_ENABLED=0 sh -c \
+		"go test -count=1 -timeout 5m -run '^TestSystemd' ./internal/units && go test -count=1 -timeout 10m -run '$(E2E_257)' ./e2e"
 
 fmt-check:
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

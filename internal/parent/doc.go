@@ -2,7 +2,8 @@
 // (`beamdeploy parent APP`).
 //
 // It takes the listening sockets from socket activation, hands them to
-// instances through the fd broker, serves the control API on a unix
+// instances through systemd (ExtraFileDescriptors, systemd >= 257) or the
+// fd broker, serves the control API on a unix
 // socket, stages uploaded releases and drives the swap state machine over
 // systemd units. It stops its instances when it is told to stop (SIGTERM)
 // and never when it crashes: a restarted parent re-adopts the running

@@ -96,6 +96,11 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	if err != nil {
 		opts.Log.Warn("could not read the systemd version", "err", err)
 	}
+	if sdv >= units.ExtraFDsVersion {
+		for _, fd := range fds {
+			rt.fds = append(rt.fds, units.FD{Num: fd.Num, Name: fd.Name})
+		}
+	}
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
 		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
@@ -129,7 +134,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.reconcile(ctx)
 	d.notify("READY=1")
 	d.notifyStatus()
-	d.log.Info("parent ready", "app", app, "listeners", len(d.fds), "control", d.opts.Paths.ControlSocket(app))
+	d.log.Info("parent ready", "app", app, "listeners", len(d.fds), "fd_path", d.rt.fdPath(), "control", d.opts.Paths.ControlSocket(app))
 
 	<-ctx.Done()
 	d.notify("STOPPING=1")

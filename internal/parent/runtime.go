@@ -18,6 +18,11 @@ import (
 // journalLines is how many log lines of a failed instance are reported.
 const journalLines = 20
 
+// restartDelay is how long systemd waits before it restarts an instance
+// whose process failed. New connections wait in the socket's backlog
+// meanwhile.
+const restartDelay = 100 * time.Millisecond
+
 // StartError reports an instance that did not become ready, with what it
 // logged.
 type StartError struct {
@@ -39,6 +44,19 @@ type instances struct {
 	releases *release.Store
 	hot      *hotBoard
 	log      *slog.Logger
+	// fds, when set (systemd >= 257), are passed to instances by systemd
+	// itself (ExtraFileDescriptors), so that a restarted instance gets
+	// them without the parent; otherwise instances fetch them from the
+	// parent's fd broker.
+	fds []units.FD
+}
+
+// fdPath names how instances get their listeners: "systemd" or "broker".
+func (r *instances) fdPath() string {
+	if len(r.fds) > 0 {
+		return "systemd"
+	}
+	return "broker"
 }
 
 func (r *instances) unitName(c swap.Color) string {
@@ -135,6 +153,8 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		TimeoutStop:      r.cfg.Drain(),
 		Hardened:         true,
 		SharedTmp:        underTmp(r.self) || underTmp(argv[0]),
+		RestartDelay:     restartDelay,
+		FDs:              r.fds,
 		Environment: []string{
 			"BEAM_DEPLOY=1",
 			"BEAMDEPLOY_APP=" + r.app,

@@ -20,6 +20,14 @@ import (
 // failed unit is left loaded so the caller can read it, and must be passed
 // to ResetFailed or Stop. When ctx ends first the unit may still be
 // starting: the caller must Stop it.
+//
+// With spec.RestartDelay set, systemd restarts a unit whose first attempt
+// failed (the process exited, or missed TimeoutStart, before READY=1):
+// systemd 252 and 257 fail the start job and go on restarting the unit
+// (up to the start limit). So the wait also watches the unit in case the
+// job signal is late or lost, and once the first attempt has ended it
+// stops the unit and returns a *JobError with that attempt's exit,
+// service result and InvocationID; the unit is then stopped, not failed.
 func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (Unit, error) {
 	if u, err := m.Unit(ctx, name); err == nil {
 		if u.Running() {
@@ -43,7 +51,75 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 	if err != nil {
 		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
 	}
+	if spec.RestartDelay > 0 {
+		return m.waitFirstStart(ctx, name, ch)
+	}
 	return m.wait(ctx, name, "start", ch)
+}
+
+// restartPoll is how often a start wait looks for a failed first attempt
+// of a unit that restarts on failure. It must be well below the units'
+// RestartDelay: the failed attempt's exit status is only readable while the
+// unit waits to restart.
+const restartPoll = 20 * time.Millisecond
+
+// waitFirstStart is wait for the start job of a unit that restarts on
+// failure: it also ends, with a *JobError, when the first attempt failed.
+func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan string) (Unit, error) {
+	first, _ := m.Unit(ctx, name) // its InvocationID names the first attempt; an error leaves it empty
+	if first.Restarts > 0 || first.autoRestarting() {
+		return m.abortStart(ctx, name, first, Unit{})
+	}
+	tick := time.NewTicker(restartPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			u, _ := m.Unit(context.WithoutCancel(ctx), name) // best effort, for the caller's report
+			return u, fmt.Errorf("wait for start job of %s: %w", name, ctx.Err())
+		case result := <-ch:
+			// systemd fails the job and then restarts the unit anyway;
+			// READY=1 may also have come from a later attempt.
+			u, err := m.finish(ctx, name, "start", result)
+			if u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running()) {
+				return m.abortStart(ctx, name, u, first)
+			}
+			return u, err
+		case <-tick.C:
+			u, err := m.Unit(ctx, name)
+			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
+				continue // transient D-Bus trouble: keep waiting for the signal
+			}
+			if first.InvocationID == "" {
+				first.InvocationID = u.InvocationID
+			}
+			if u.Restarts > 0 || u.autoRestarting() || (u.InvocationID != "" && u.InvocationID != first.InvocationID) {
+				return m.abortStart(ctx, name, u, first)
+			}
+			if result := settled(u, "start"); result != "" {
+				return m.finish(ctx, name, "start", result)
+			}
+		}
+	}
+}
+
+// abortStart stops a unit whose first start attempt failed and reports
+// that attempt. u is the unit as last seen; first, when it has an
+// InvocationID, is the first attempt.
+func (m *Manager) abortStart(ctx context.Context, name string, u, first Unit) (Unit, error) {
+	je := &JobError{Unit: name, Job: "start", Result: "failed"}
+	if u.autoRestarting() { // the failed attempt's exit is still there
+		je.Exit, je.ServiceResult = u.Exit(), u.Result
+	} else {
+		je.Exit = fmt.Sprintf("failed before READY=1 and was restarted (%d restarts)", u.Restarts)
+	}
+	if first.InvocationID != "" {
+		u.InvocationID = first.InvocationID
+	}
+	if _, err := m.Stop(ctx, name); err != nil {
+		return u, errors.Join(je, err)
+	}
+	return u, je
 }
 
 // Start starts an existing unit and waits for its start job.
@@ -156,6 +232,9 @@ func unitFromProps(name string, p map[string]any) Unit {
 	u.ExecMainCode, _ = p["ExecMainCode"].(int32)
 	u.ExecMainStat, _ = p["ExecMainStatus"].(int32)
 	u.Environment, _ = p["Environment"].([]string)
+	if n, ok := p["NRestarts"].(uint32); ok {
+		u.Restarts = int(n)
+	}
 	return u
 }
 
@@ -166,7 +245,10 @@ func (s Spec) properties() ([]sd.Property, error) {
 	props := []sd.Property{
 		sd.PropDescription(s.Description),
 		sd.PropType("notify"),
-		sd.PropExecStart(s.ExecStart, true),
+		// go-systemd calls the flag UncleanIsFailure, but systemd reads it
+		// as ExecStart's "-" prefix (ignore failure): false keeps a
+		// non-zero exit or a kill a failure, which Restart=on-failure needs.
+		sd.PropExecStart(s.ExecStart, false),
 		prop("KillMode", "mixed"),
 		// all: a process the main one started may become the main process
 		// (MAINPID=, hot upgrades) and send READY=1.
@@ -193,6 +275,19 @@ func (s Spec) properties() ([]sd.Property, error) {
 			props = append(props, prop(h.Name, h.Value))
 		}
 	}
+	if s.RestartDelay > 0 {
+		props = append(props, prop("Restart", "on-failure"),
+			prop("RestartUSec", uint64(s.RestartDelay.Microseconds())),
+			prop("StartLimitBurst", uint32(StartLimitBurst)),
+			prop("StartLimitIntervalUSec", uint64(StartLimitInterval.Microseconds())))
+	}
+	if len(s.FDs) > 0 {
+		fds := make([]extraFD, len(s.FDs))
+		for i, fd := range s.FDs {
+			fds[i] = extraFD{FD: dbus.UnixFD(fd.Num), Name: fd.Name}
+		}
+		props = append(props, prop("ExtraFileDescriptors", fds))
+	}
 	if len(s.LogExtraFields) > 0 {
 		fields := make([][]byte, len(s.LogExtraFields))
 		for i, f := range s.LogExtraFields {
@@ -201,6 +296,12 @@ func (s Spec) properties() ([]sd.Property, error) {
 		props = append(props, prop("LogExtraFields", fields))
 	}
 	return props, nil
+}
+
+// extraFD is one entry of ExtraFileDescriptors (D-Bus signature a(hs)).
+type extraFD struct {
+	FD   dbus.UnixFD
+	Name string
 }
 
 func prop(name string, v any) sd.Property {

@@ -2,6 +2,7 @@ package units
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,7 +27,37 @@ type Spec struct {
 	// SharedTmp leaves out PrivateTmp from Hardening: needed when the
 	// unit's own command lives under /tmp or /var/tmp.
 	SharedTmp bool
+	// RestartDelay, when > 0, makes systemd restart the service this long
+	// after its main process failed (Restart=on-failure), at most
+	// StartLimitBurst times within StartLimitInterval; then the unit stays
+	// failed. Zero: no restarts. A failure of the first start is still a
+	// failed start: StartTransient stops the unit instead of letting systemd
+	// retry it.
+	RestartDelay time.Duration
+	// FDs are handed to the service by systemd itself
+	// (ExtraFileDescriptors=, systemd >= 257): systemd keeps its own copies
+	// for as long as the unit is loaded and passes them to every start of
+	// the main process with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES, also
+	// after a restart. Older systemd rejects the unit. The caller keeps
+	// ownership of the descriptors.
+	FDs []FD
 }
+
+// FD is a descriptor to pass to a service, with its LISTEN_FDNAMES name.
+type FD struct {
+	Num  int
+	Name string
+}
+
+// ExtraFDsVersion is the first systemd version that accepts Spec.FDs.
+const ExtraFDsVersion = 257
+
+// The start rate limit of units with Spec.RestartDelay: a service that fails
+// more often than this is left failed rather than restarted again.
+const (
+	StartLimitBurst    = 5
+	StartLimitInterval = 10 * time.Second
+)
 
 // Hardening is the sandboxing a hardened unit gets: the systemd settings
 // that ordinary network services do not notice. Each one can be undone
@@ -67,11 +98,18 @@ type Unit struct {
 	ExecMainCode int32     // 1 exited, 2 killed, 3 dumped (see waitid(2) CLD_*)
 	ExecMainStat int32     // exit status or signal number
 	Environment  []string  // the unit's Environment= ("KEY=value")
+	Restarts     int       // NRestarts: automatic restarts since the unit was loaded
 }
 
 // Running reports whether the unit is active or on its way there.
 func (u Unit) Running() bool {
 	return u.ActiveState == "active" || u.ActiveState == "activating" || u.ActiveState == "reloading"
+}
+
+// autoRestarting reports whether the main process failed and systemd is
+// about to start it again ("auto-restart", "auto-restart-queued").
+func (u Unit) autoRestarting() bool {
+	return strings.HasPrefix(u.SubState, "auto-restart")
 }
 
 // Exit describes how the main process ended, or "" if it has not.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,9 +29,11 @@ func TestMain(m *testing.M) {
 }
 
 // service runs as a Type=notify service: "ready-after=D", "crash",
-// "no-ready", "ignore-term".
+// "no-ready", "ignore-term", "serve-fds".
 func service(mode string) int {
 	switch {
+	case mode == "serve-fds":
+		return serveFDs()
 	case mode == "crash":
 		fmt.Fprintln(os.Stderr, "bdtest: crashing at start as asked")
 		return 3
@@ -48,6 +52,31 @@ func service(mode string) int {
 		<-ctx.Done()
 	}
 	return 0
+}
+
+// serveFDs accepts on the listener systemd passed at fd 3 and answers
+// every connection with "PID LISTEN_FDS LISTEN_FDNAMES".
+func serveFDs() int {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		fmt.Fprintln(os.Stderr, "bdtest: LISTEN_PID is not my pid")
+		return 5
+	}
+	f := os.NewFile(3, "listener")
+	ln, err := net.FileListener(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bdtest: fd 3:", err)
+		return 6
+	}
+	_ = f.Close() // ln holds its own copy
+	notify("READY=1")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 7
+		}
+		fmt.Fprintf(c, "%d %s %s\n", os.Getpid(), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"))
+		_ = c.Close()
+	}
 }
 
 func notify(state string) {
@@ -164,4 +193,123 @@ func TestSystemdVersion(t *testing.T) {
 	v, err := m.Version(t.Context())
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, v, 240)
+}
+
+// restartDelay is what the tests give units that restart on failure.
+const restartDelay = 100 * time.Millisecond
+
+func TestSystemdRestartingUnitCrashAtStartFails(t *testing.T) {
+	m := dial(t)
+	begin := time.Now()
+	name, u, err := startService(t, m, "crash", units.Spec{RestartDelay: restartDelay})
+	took := time.Since(begin)
+	var je *units.JobError
+	require.ErrorAs(t, err, &je)
+	assert.Equal(t, "failed", je.Result)
+	assert.Equal(t, "exit-code", je.ServiceResult)
+	assert.Equal(t, "exited with status 3", je.Exit)
+	assert.Less(t, took, 2*time.Second, "a crash at start is reported at once, not after the start limit")
+	require.NotEmpty(t, u.InvocationID)
+	var lines []string
+	require.Eventually(t, func() bool {
+		lines, _ = units.Journal(t.Context(), u.InvocationID, 20)
+		return strings.Contains(strings.Join(lines, "\n"), "crashing at start")
+	}, 3*time.Second, 50*time.Millisecond, "journal lines: %q", lines)
+	after, err := m.Unit(t.Context(), name)
+	if err == nil {
+		assert.False(t, after.Running(), "the unit is stopped, not restarting: %+v", after)
+	}
+}
+
+func TestSystemdRestartingUnitTimeoutWithoutReadyFails(t *testing.T) {
+	m := dial(t)
+	begin := time.Now()
+	_, _, err := startService(t, m, "no-ready", units.Spec{TimeoutStart: time.Second, RestartDelay: restartDelay})
+	var je *units.JobError
+	require.ErrorAs(t, err, &je)
+	assert.Equal(t, "timeout", je.ServiceResult)
+	assert.Less(t, time.Since(begin), 3*time.Second)
+}
+
+// killMain sends SIGKILL to the main process of u.
+func killMain(t *testing.T, u units.Unit) {
+	t.Helper()
+	require.NotZero(t, u.MainPID)
+	require.NoError(t, exec.Command("kill", "-9", strconv.Itoa(u.MainPID)).Run())
+}
+
+func waitRestarted(t *testing.T, m *units.Manager, name string, before units.Unit) units.Unit {
+	t.Helper()
+	var u units.Unit
+	var err error
+	if !assert.Eventually(t, func() bool {
+		u, err = m.Unit(t.Context(), name)
+		return err == nil && u.ActiveState == "active" && u.InvocationID != before.InvocationID
+	}, 5*time.Second, 20*time.Millisecond) {
+		t.Fatalf("not restarted: %+v %v", u, err)
+	}
+	return u
+}
+
+func TestSystemdRestartOnFailureAfterReady(t *testing.T) {
+	m := dial(t)
+	name, u, err := startService(t, m, "ready-after=0s", units.Spec{RestartDelay: restartDelay})
+	require.NoError(t, err)
+	killMain(t, u)
+	after := waitRestarted(t, m, name, u)
+	assert.NotEqual(t, u.MainPID, after.MainPID)
+	assert.Equal(t, 1, after.Restarts)
+}
+
+// listenerFD returns a listener's address and a duplicate of its
+// descriptor, taken without os.File.Fd (which would make it blocking).
+func listenerFD(t *testing.T) (*net.TCPListener, int) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	rc, err := ln.SyscallConn()
+	require.NoError(t, err)
+	fd := -1
+	require.NoError(t, rc.Control(func(s uintptr) { fd, err = syscall.Dup(int(s)) }))
+	require.NoError(t, err)
+	syscall.CloseOnExec(fd)
+	return ln, fd
+}
+
+func ask(t *testing.T, addr string) []string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	b := make([]byte, 256)
+	n, _ := c.Read(b)
+	return strings.Fields(string(b[:n]))
+}
+
+// On systemd >= 257 systemd itself holds the listener (ExtraFileDescriptors)
+// and hands it to the restarted process after the caller closed its
+// copies; older systemd refuses the property.
+func TestSystemdExtraFileDescriptors(t *testing.T) {
+	m := dial(t)
+	v, err := m.Version(t.Context())
+	require.NoError(t, err)
+	ln, fd := listenerFD(t)
+	addr := ln.Addr().String()
+	name, u, err := startService(t, m, "serve-fds", units.Spec{RestartDelay: restartDelay, FDs: []units.FD{{Num: fd, Name: "web"}}})
+	if v < units.ExtraFDsVersion {
+		require.Error(t, err, "systemd %d accepted ExtraFileDescriptors", v)
+		t.Logf("systemd %d refuses ExtraFileDescriptors: %v", v, err)
+		return
+	}
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+	require.NoError(t, syscall.Close(fd))
+	got := ask(t, addr)
+	require.Equal(t, []string{strconv.Itoa(u.MainPID), "1", "web"}, got)
+
+	killMain(t, u)
+	after := waitRestarted(t, m, name, u)
+	got = ask(t, addr)
+	require.Equal(t, []string{strconv.Itoa(after.MainPID), "1", "web"}, got, "the restarted process serves the same listener")
 }
