@@ -41,7 +41,7 @@ test-systemd: deps
 # (ExtraFileDescriptors) instead of the parent's fd broker. That root has
 # no Go and no C toolchain: the host's GOROOT is bind-mounted and tests run
 # with CGO_ENABLED=0, so without -race.
-E2E_257 := ^TestSystemd(SwapUnderLoad|NewReleaseCrashesAtStart|NewReleaseNeverReady|ParentSIGKILLLeavesInstanceServing|ParentKilledMidSwapConverges|InstanceRestartsWhileParentFrozen)
+E2E_257 := ^TestSystemd(SwapUnderLoad|NewReleaseCrashesAtStart|NewReleaseNeverReady|ParentSIGKILLLeavesInstanceServing|ParentKilledMidSwapConverges|InstanceRestartsWhileParentFrozen|F3Dies|HotUpgradeUnderLoad|RestartAfterHotUpgrade)
 test-systemd-257: deps
 	root=$$(scripts/debian13-root) && $(SANDBOX) --lower "$$root" --bind "$$($(GO) env GOROOT)" -- env CGO_ENABLED=0 sh -c \
 		"go test -count=1 -timeout 5m -run '^TestSystemd' ./internal/units && go test -count=1 -timeout 10m -run '$(E2E_257)' ./e2e"
