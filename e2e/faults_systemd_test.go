@@ -103,6 +103,7 @@ func TestSystemdF3DiesAfterCutoverIsRestarted(t *testing.T) {
 	})
 	requireServing(t, a, "1.1.0")
 	assert.Equal(t, []string{unit}, a.activeInstances())
+	assert.Equal(t, show(t, unit, "MainPID"), strconv.Itoa(a.status().Active.PID), "status shows the restarted process")
 	out, err := a.run("upgrade", a.name, release(t, "1.2.0"))
 	require.NoError(t, err, out)
 	requireServing(t, a, "1.2.0")

@@ -126,6 +126,11 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	after := a.status()
 	require.NotNil(t, after.Active)
 	assert.Equal(t, unit, after.Active.Unit)
-	t.Logf("status after the restart: active %s pid %d; the unit's main pid is now %s", after.Active.Unit, after.Active.PID, prop(unit, "MainPID"))
+	assert.Equal(t, prop(unit, "MainPID"), strconv.Itoa(after.Active.PID), "status shows the restarted process")
+	wantPath := "broker"
+	if after.Systemd >= 257 {
+		wantPath = "systemd"
+	}
+	assert.Equal(t, wantPath, after.FDPath)
 	assert.Equal(t, []string{unit}, a.activeInstances(), "exactly one instance runs")
 }

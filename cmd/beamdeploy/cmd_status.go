@@ -45,7 +45,7 @@ func statusCommand(g *globals) *cli.Command {
 }
 
 func printStatus(w io.Writer, st control.Status) {
-	fmt.Fprintf(w, "app:        %s (parent pid %d, systemd %d)\n", st.App, st.ParentPID, st.Systemd)
+	fmt.Fprintf(w, "app:        %s (parent pid %d, systemd %d, listeners from %s)\n", st.App, st.ParentPID, st.Systemd, orDash(st.FDPath))
 	if a := st.Active; a != nil {
 		fmt.Fprintf(w, "active:     %s  release %s  pid %d  since %s (%s ago)\n", a.Unit, a.Release, a.PID,
 			a.Since.Local().Format(time.DateTime), st.Now.Sub(a.Since).Round(time.Second))

@@ -107,6 +107,7 @@ type Status struct {
 	History     []swap.Result  `json:"history,omitempty"` // recent swaps, newest last
 	ParentPID   int            `json:"parent_pid"`
 	Systemd     int            `json:"systemd_version"`
+	FDPath      string         `json:"fd_path,omitempty"` // "systemd" (ExtraFileDescriptors, >= 257) or "broker"
 	Listeners   []string       `json:"listeners"`
 	Now         time.Time      `json:"now"`
 }

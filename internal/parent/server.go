@@ -15,6 +15,7 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
 // server answers the control API.
@@ -32,6 +33,8 @@ type server struct {
 	exec      []string // the app's command, for release checks
 	keep      int      // releases to keep (retention)
 	hot       *hotBoard
+	units     *units.Manager // nil in tests without systemd
+	fdPath    string         // how instances get their listeners: "systemd" or "broker"
 }
 
 func (s *server) handler() http.Handler {
@@ -52,14 +55,32 @@ func (s *server) handler() http.Handler {
 	return mux
 }
 
-func (s *server) status(w http.ResponseWriter, _ *http.Request) {
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.machine.Status()
+	if a := st.Active; a != nil && !st.Upgrading && s.units != nil {
+		s.refresh(r.Context(), a)
+	}
 	writeJSON(w, http.StatusOK, control.Status{
 		MessageType: control.TypeStatus, App: s.app,
 		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
 		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.state.get().History,
-		ParentPID: os.Getpid(), Systemd: s.systemd, Listeners: s.listeners, Now: time.Now().UTC(),
+		ParentPID: os.Getpid(), Systemd: s.systemd, FDPath: s.fdPath, Listeners: s.listeners, Now: time.Now().UTC(),
 	})
+}
+
+// refresh updates a's pid and invocation from systemd, which may have
+// restarted the instance since the parent last looked (Restart=on-failure).
+func (s *server) refresh(ctx context.Context, a *swap.Instance) {
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	u, err := s.units.Unit(ctx, a.Unit)
+	if err != nil || !u.Running() || u.MainPID == 0 {
+		return // status answers with what the parent recorded
+	}
+	a.PID = u.MainPID
+	if u.InvocationID != a.InvocationID {
+		a.InvocationID, a.Since = u.InvocationID, u.Since
+	}
 }
 
 // uploadStream checks an upload's file name and opens the progress
