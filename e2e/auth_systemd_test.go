@@ -33,6 +33,7 @@ func worldReadable(t *testing.T, tarball string) string {
 }
 
 func TestSystemdUnprivilegedUserIsRefused(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	v2 := worldReadable(t, release(t, "1.1.0"))
@@ -57,6 +58,7 @@ func TestSystemdUnprivilegedUserIsRefused(t *testing.T) {
 }
 
 func TestSystemdInstancesReachOnlyTheirOwnApp(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, "--user", "nobody", "--force")
 	out, err := a.run("handoff", a.name, "put", "secret", "s3")
 	require.NoError(t, err, out)

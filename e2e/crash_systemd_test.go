@@ -36,6 +36,7 @@ func (a *app) activeInstances() []string {
 // each phase of a swap, under load, and checks that the restarted parent
 // converges to exactly one serving instance without a failed request.
 func TestSystemdParentKilledMidSwapConverges(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		phase   swap.Phase
 		extra   []string

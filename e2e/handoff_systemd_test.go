@@ -30,6 +30,7 @@ func (a *app) requests() (int, string) {
 }
 
 func TestSystemdHandoffCarriesCounterAcrossSwaps(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	for range 20 {
@@ -51,6 +52,7 @@ func TestSystemdHandoffCarriesCounterAcrossSwaps(t *testing.T) {
 }
 
 func TestSystemdHandoffSurvivesParentSIGKILL(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	out, err := a.run("handoff", a.name, "put", "schema", "v7")
 	require.NoError(t, err, out)

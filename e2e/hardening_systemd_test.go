@@ -19,6 +19,7 @@ func show(t *testing.T, unit, prop string) string {
 }
 
 func TestSystemdInstancesHardenedAndOverridable(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	unit := a.status().Active.Unit

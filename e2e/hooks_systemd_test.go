@@ -30,6 +30,7 @@ func (a *app) editConfig(edit func(*config.Config)) {
 }
 
 func TestSystemdCutoverHooks(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	log := filepath.Join(t.TempDir(), "hooks.log")
 	a.setHooks(config.Hooks{

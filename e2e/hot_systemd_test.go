@@ -38,6 +38,7 @@ func mainPID(t *testing.T, unit string) int {
 }
 
 func TestSystemdHotUpgradeUnderLoad(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(hotRelease(t, "1.0.0", "api-1"))
 	unit := a.status().Active.Unit
@@ -85,6 +86,7 @@ func TestSystemdHotUpgradeUnderLoad(t *testing.T) {
 }
 
 func TestSystemdHotUpgradeRefused(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(hotRelease(t, "1.0.0", "api-1"))
 	unit := a.status().Active.Unit
@@ -114,18 +116,20 @@ func TestSystemdHotUpgradeRefused(t *testing.T) {
 }
 
 func TestSystemdHotUpgradeFailingNewBinaryLeavesOldServing(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, "--ready-timeout", "2s", "--force")
 	a.mustUpgrade(hotRelease(t, "1.0.0", "api-1"))
 	unit := a.status().Active.Unit
 	pid := mainPID(t, unit)
+	crash, noready := hotRelease(t, "1.1.0-crash", "api-1", "HELLO_CRASH_AT_START=1"), hotRelease(t, "1.2.0-noready", "api-1", "HELLO_NO_READY=1")
 	loadDuring(t, a, func() {
-		_, stderr, err := a.hotUpgrade(hotRelease(t, "1.1.0-crash", "api-1", "HELLO_CRASH_AT_START=1"))
+		_, stderr, err := a.hotUpgrade(crash)
 		require.Equal(t, 3, exitCode(err), "exit 3 = rolled back: %s", stderr)
 		assert.Contains(t, stderr, "exited with status 3")
 		assert.Equal(t, pid, mainPID(t, unit))
 
 		begin := time.Now()
-		_, stderr, err = a.hotUpgrade(hotRelease(t, "1.2.0-noready", "api-1", "HELLO_NO_READY=1"))
+		_, stderr, err = a.hotUpgrade(noready)
 		require.Equal(t, 3, exitCode(err), stderr)
 		assert.Contains(t, stderr, "not ready within 2s")
 		assert.Less(t, time.Since(begin), 15*time.Second)
@@ -143,6 +147,7 @@ func TestSystemdHotUpgradeFailingNewBinaryLeavesOldServing(t *testing.T) {
 }
 
 func TestSystemdRestartAfterHotUpgradeRunsNewRelease(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(hotRelease(t, "1.0.0", "api-1"))
 	unit := a.status().Active.Unit

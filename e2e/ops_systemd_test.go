@@ -13,6 +13,7 @@ import (
 )
 
 func TestSystemdStatusCheckAndLogs(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	res := a.mustUpgrade(release(t, "1.1.0"))

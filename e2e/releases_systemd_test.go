@@ -38,6 +38,7 @@ func (a *app) releases() map[string]string {
 }
 
 func TestSystemdStageReloadRollbackUnderLoad(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	out, err := a.run("stage", a.name, release(t, "1.1.0"))
@@ -71,6 +72,7 @@ func TestSystemdStageReloadRollbackUnderLoad(t *testing.T) {
 }
 
 func TestSystemdReleaseVerification(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 
@@ -135,6 +137,7 @@ func writeTarball(t *testing.T, path string, files map[string][]byte) {
 }
 
 func TestSystemdDiskFullDuringStaging(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	dir := config.Paths{}.StateDir(a.name)
 	require.NoError(t, exec.Command("mount", "-t", "tmpfs", "-o", "size=100m", "bdtest-full", dir).Run())

@@ -37,6 +37,7 @@ func swapsUnderLoad(t *testing.T, a *app, n int, o loadgen.Options) loadgen.Stat
 }
 
 func TestSystemdSwapUnderLoadNewConnections(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	st := swapsUnderLoad(t, a, 6, loadgen.Options{Workers: 4})
 	assert.Zero(t, st.Failed, "errors: %v", st.Errors)
@@ -45,6 +46,7 @@ func TestSystemdSwapUnderLoadNewConnections(t *testing.T) {
 }
 
 func TestSystemdSwapUnderLoadKeepAlivePOST(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	st := swapsUnderLoad(t, a, 6, loadgen.Options{Workers: 8, KeepAlive: true, Method: "POST", Body: []byte("payload")})
 	assert.Zero(t, st.Failed, "errors: %v", st.Errors)
@@ -60,6 +62,7 @@ func requireServing(t *testing.T, a *app, want string) {
 }
 
 func TestSystemdNewReleaseCrashesAtStart(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	crash := release(t, "2.0.0-crash", "HELLO_CRASH_AT_START=1")
@@ -77,6 +80,7 @@ func TestSystemdNewReleaseCrashesAtStart(t *testing.T) {
 }
 
 func TestSystemdNewReleaseNeverReady(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, "--ready-timeout", "2s", "--force")
 	a.mustUpgrade(release(t, "1.0.0"))
 	noready := release(t, "2.0.0-noready", "HELLO_NO_READY=1")
@@ -116,6 +120,7 @@ func TestSystemdConcurrentUpgradeRefusedAndStatusAnswers(t *testing.T) {
 }
 
 func TestSystemdOldInstanceIgnoringSIGTERMIsKilled(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, "--drain-timeout", "2s", "--force")
 	a.mustUpgrade(release(t, "1.0.0-stubborn", "HELLO_IGNORE_SIGTERM=1"))
 	next := release(t, "1.1.0")
@@ -133,6 +138,7 @@ func TestSystemdOldInstanceIgnoringSIGTERMIsKilled(t *testing.T) {
 }
 
 func TestSystemdSystemctlReloadSwaps(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	before := a.status().Active
@@ -146,6 +152,7 @@ func TestSystemdSystemctlReloadSwaps(t *testing.T) {
 }
 
 func TestSystemdParentSIGKILLLeavesInstanceServing(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	before := a.status()
