@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
@@ -149,10 +150,14 @@ func TestSystemdHotUpgradeFailingNewBinaryLeavesOldServing(t *testing.T) {
 func TestSystemdRestartAfterHotUpgradeRunsNewRelease(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
+	a.editConfig(func(c *config.Config) { c.KeepReleases = 1 })
 	a.mustUpgrade(hotRelease(t, "1.0.0", "api-1"))
 	unit := a.status().Active.Unit
+	_, stderr, err := a.hotUpgrade(hotRelease(t, "1.0.1", "api-1"))
+	require.NoError(t, err, stderr)
 	res, stderr, err := a.hotUpgrade(hotRelease(t, "1.1.0", "api-1"))
 	require.NoError(t, err, stderr)
+	assert.NotContains(t, a.releases(), "1.0.0", "the unit's own release was pruned")
 	require.NoError(t, syscall.Kill(res.To.PID, syscall.SIGKILL))
 	require.Eventually(t, func() bool {
 		return show(t, unit, "NRestarts") == "1" && show(t, unit, "ActiveState") == "active"

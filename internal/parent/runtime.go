@@ -147,7 +147,10 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	return units.Spec{
 		Description:      fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
 		ExecStart:        append([]string{r.self, "exec", r.app, "--"}, argv...),
-		WorkingDirectory: rel.Dir,
+		// "-": a missing directory is not fatal. After a hot upgrade the
+		// unit's own release may be pruned; a restart then runs the
+		// hot-upgraded release, from its directory (see HotCommand).
+		WorkingDirectory: "-" + rel.Dir,
 		User:             r.cfg.User,
 		TimeoutStart:     r.cfg.Ready(),
 		TimeoutStop:      r.cfg.Drain(),
