@@ -145,8 +145,8 @@ func (r *instances) command(rel release.Release) []string {
 func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	argv := r.command(rel)
 	return units.Spec{
-		Description:      fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
-		ExecStart:        append([]string{r.self, "exec", r.app, "--"}, argv...),
+		Description: fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
+		ExecStart:   append([]string{r.self, "exec", r.app, "--"}, argv...),
 		// "-": a missing directory is not fatal. After a hot upgrade the
 		// unit's own release may be pruned; a restart then runs the
 		// hot-upgraded release, from its directory (see HotCommand).
