@@ -23,6 +23,7 @@ example-release:
 demo: deps build
 	scripts/example-release 1.0.0
 	scripts/example-release 1.1.0
+	scripts/example-release 1.2.0
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
 

@@ -1,6 +1,7 @@
 // Command beamdeploy-demo is what `make demo` runs inside the sandboxed
 // systemd: it sets up examples/hello with beamdeploy, then swaps between
-// two releases under loopback load and prints what happened.
+// two releases under loopback load, hot-upgrades the serving unit to a
+// third one, and prints what happened.
 package main
 
 import (
@@ -15,12 +16,14 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/loadgen"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
 func main() {
@@ -48,10 +51,10 @@ func run(ctx context.Context, bin, dist, addr string, swaps int) error {
 	}
 	releases := []string{filepath.Join(dist, "hello-1.0.0.tar.gz"), filepath.Join(dist, "hello-1.1.0.tar.gz")}
 	step("first upgrade: starts the first instance")
-	if _, err := upgrade(ctx, bin, releases[0]); err != nil {
+	if _, err := upgrade(ctx, bin, "upgrade", releases[0]); err != nil {
 		return err
 	}
-	step("%d swaps under load (keep-alive POST + one connection per GET, 4 clients each)", swaps)
+	step("%d swaps and a hot upgrade under load (keep-alive POST + one connection per GET, 4 clients each)", swaps)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var ka, nc loadgen.Stats
@@ -63,15 +66,21 @@ func run(ctx context.Context, bin, dist, addr string, swaps int) error {
 		nc = loadgen.Run(loadCtx, loadgen.Options{URL: url, Duration: 10 * time.Minute, MaxRequests: 5_000_000})
 	})
 	time.Sleep(500 * time.Millisecond)
-	fmt.Printf("\n%-4s %-8s %-20s %-20s %9s %9s %9s\n", "swap", "release", "from", "to", "ready", "stop", "total")
+	fmt.Printf("\n%-4s %-11s %-8s %-26s %-26s %9s %9s %9s\n", "swap", "kind", "release", "from", "to", "ready", "stop", "total")
 	var swapErr error
-	for i := range swaps {
-		res, err := upgrade(ctx, bin, releases[(i+1)%2])
+	// swaps blue-green swaps between the two releases, then one hot upgrade
+	// to the third inside the serving unit.
+	for i := range swaps + 1 {
+		cmd, tarball := "upgrade", releases[(i+1)%2]
+		if i == swaps {
+			cmd, tarball = "hot-upgrade", filepath.Join(dist, "hello-1.2.0.tar.gz")
+		}
+		res, err := upgrade(ctx, bin, cmd, tarball)
 		if err != nil {
 			swapErr = err
 			break
 		}
-		fmt.Printf("%-4d %-8s %-20s %-20s %9s %9s %9s\n", i+1, res.Release, res.From.Unit, res.To.Unit,
+		fmt.Printf("%-4d %-11s %-8s %-26s %-26s %9s %9s %9s\n", i+1, res.Kind, res.Release, instance(res.From), instance(res.To),
 			ms(res.Ready), ms(res.Stop), ms(res.Total))
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -118,10 +127,10 @@ func show(ctx context.Context, bin string, args ...string) error {
 	return nil
 }
 
-// upgrade runs `beamdeploy --json upgrade hello TARBALL` and returns its
-// result.
-func upgrade(ctx context.Context, bin, tarball string) (control.Result, error) {
-	cmd := exec.CommandContext(ctx, bin, "--json", "upgrade", "hello", tarball)
+// upgrade runs `beamdeploy --json CMD hello TARBALL` (CMD upgrade or
+// hot-upgrade) and returns its result.
+func upgrade(ctx context.Context, bin, cmdName, tarball string) (control.Result, error) {
+	cmd := exec.CommandContext(ctx, bin, "--json", cmdName, "hello", tarball)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	runErr := cmd.Run()
@@ -134,7 +143,7 @@ func upgrade(ctx context.Context, bin, tarball string) (control.Result, error) {
 		}
 	}
 	if runErr != nil {
-		return res, fmt.Errorf("upgrade to %s: %w", tarball, runErr)
+		return res, fmt.Errorf("%s to %s: %w", cmdName, tarball, runErr)
 	}
 	if res.MessageType == "" {
 		return res, errors.New("upgrade printed no result")
@@ -143,6 +152,14 @@ func upgrade(ctx context.Context, bin, tarball string) (control.Result, error) {
 		fmt.Printf("hello %s serving on %s (ready in %s)\n", res.Release, res.To.Unit, ms(res.Ready))
 	}
 	return res, nil
+}
+
+// instance names an instance as "unit (pid N)".
+func instance(i *swap.Instance) string {
+	if i == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d)", strings.TrimSuffix(i.Unit, ".service"), i.PID)
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
