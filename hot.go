@@ -57,11 +57,20 @@ func HotUpgrades(ctx context.Context) context.Context {
 				cancel()
 				return
 			default:
+				// The successor already told systemd it is the main process:
+				// take that back before it goes, or the unit goes with it.
+				reclaimMain()
 				killSuccessor(pid)
 			}
 		}
 	}()
 	return ctx
+}
+
+// reclaimMain makes this process the unit's main process again (MAINPID=),
+// undoing a successor's claim.
+func reclaimMain() {
+	_ = notify("main", "MAINPID="+strconv.Itoa(os.Getpid())) // best effort: without NOTIFY_SOCKET there is no unit
 }
 
 func sleep(ctx context.Context, d time.Duration) {

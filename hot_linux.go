@@ -71,25 +71,41 @@ func startSuccessor(ctx context.Context, order control.HotOrder) (int, error) {
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	var failure error
 	select {
 	case ok := <-ready:
 		if ok {
 			return pid, nil
 		}
-		return 0, fmt.Errorf("%w: it %s before it was ready", errSuccessor, reap(pid))
+		return 0, fmt.Errorf("%w: it %s before it was ready", errSuccessor, endSuccessor(pid))
 	case <-t.C:
-		stopSuccessor(pid, order.Drain, ready)
-		return 0, fmt.Errorf("%w: not ready within %s; stopped it", errSuccessor, timeout)
+		failure = fmt.Errorf("%w: not ready within %s; stopped it", errSuccessor, timeout)
 	case <-ctx.Done():
-		stopSuccessor(pid, order.Drain, ready)
-		return 0, fmt.Errorf("%w: %w", errSuccessor, ctx.Err())
+		failure = fmt.Errorf("%w: %w", errSuccessor, ctx.Err())
 	}
+	// A successor that got ready just now is as good as one that got ready
+	// in time, and must not be stopped: it may be the main process already.
+	select {
+	case ok := <-ready:
+		if ok {
+			return pid, nil
+		}
+		return 0, fmt.Errorf("%w: it %s before it was ready", errSuccessor, endSuccessor(pid))
+	case <-time.After(lateReady):
+	}
+	stopSuccessor(pid, order.Drain, ready)
+	return 0, failure
 }
+
+// lateReady is how long a successor that missed its deadline still gets
+// to signal readiness before it is stopped.
+const lateReady = 100 * time.Millisecond
 
 // stopSuccessor stops a successor that never got ready: SIGTERM, so that it
 // drains the connections it may have accepted, then SIGKILL after drain.
-// exited yields once it is gone.
-func stopSuccessor(pid int, drain time.Duration, exited <-chan bool) {
+// ready yields once its readiness pipe closes (it exited).
+func stopSuccessor(pid int, drain time.Duration, ready <-chan bool) {
+	reclaimMain()                    // in case it claimed the unit after all
 	_ = unix.Kill(pid, unix.SIGTERM) // it may be gone already
 	if drain <= 0 {
 		drain = 30 * time.Second
@@ -97,11 +113,32 @@ func stopSuccessor(pid int, drain time.Duration, exited <-chan bool) {
 	t := time.NewTimer(drain)
 	defer t.Stop()
 	select {
-	case <-exited:
-		reap(pid)
+	case <-ready:
+		endSuccessor(pid)
 	case <-t.C:
 		killSuccessor(pid)
 	}
+}
+
+// endSuccessor reaps a successor whose readiness pipe closed and says how
+// it ended. One that closed the pipe but lives on is killed.
+func endSuccessor(pid int) string {
+	for range 100 {
+		var ws unix.WaitStatus
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != nil || got == pid {
+			if err != nil {
+				return "exited"
+			}
+			if ws.Signaled() {
+				return fmt.Sprintf("was killed by signal %d", ws.Signal())
+			}
+			return fmt.Sprintf("exited with status %d", ws.ExitStatus())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	reclaimMain()
+	killSuccessor(pid)
+	return "closed its readiness pipe without signalling and was killed"
 }
 
 // dupListener duplicates l's descriptor without touching the blocking
@@ -150,24 +187,14 @@ func successorEnv(base, extra, names []string, readyFD int) []string {
 	return env
 }
 
-// reap waits for the exited successor and says how it ended.
-func reap(pid int) string {
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
-		return "exited"
-	}
-	if ws.Signaled() {
-		return fmt.Sprintf("was killed by signal %d", ws.Signal())
-	}
-	return fmt.Sprintf("exited with status %d", ws.ExitStatus())
-}
-
+// killSuccessor SIGKILLs a successor and reaps it.
 func killSuccessor(pid int) {
 	if pid <= 0 {
 		return
 	}
 	_ = unix.Kill(pid, unix.SIGKILL) // it may be gone already
-	reap(pid)
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(pid, &ws, 0, nil) // SIGKILL cannot be ignored: this returns
 }
 
 // successorReady is Ready for a process started by a hot upgrade: it

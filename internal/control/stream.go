@@ -10,8 +10,8 @@ import (
 
 // MaxFrame bounds one message of a progress stream (one line of NDJSON).
 // The largest legitimate one, an error with the journal lines of a failed
-// unit, is a few KiB.
-const MaxFrame = 1 << 20
+// unit (20 lines of at most 2 KiB), stays far below.
+const MaxFrame = 4 << 20
 
 var errNoFinal = errors.New("the parent closed the stream without a result")
 

@@ -22,12 +22,17 @@ import (
 // process was touched.
 var errHotUnsupported = errors.New("hot upgrade not possible")
 
+// registerWait is how long a hot upgrade waits for the instance's poll:
+// the SDK polls again right after an order or a parent restart.
+const registerWait = 3 * time.Second
+
 // mainPIDWait bounds how long the parent waits for systemd to make the new
 // process the unit's main process after it sent MAINPID=.
 const mainPIDWait = 5 * time.Second
 
 // hotJob is one hot upgrade order on its way to an instance.
 type hotJob struct {
+	unit    string
 	order   control.HotOrder
 	report  chan control.HotReport  // from the instance
 	verdict chan control.HotVerdict // to the instance
@@ -62,14 +67,21 @@ func (b *hotBoard) unregister(unit string, ch chan *hotJob) {
 
 // dispatch hands job to the process of unit waiting for one; false if
 // none waits.
-func (b *hotBoard) dispatch(unit string, job *hotJob) bool {
-	b.mu.Lock()
-	ch := b.waiting[unit]
-	delete(b.waiting, unit)
-	if ch != nil {
-		b.running[job.order.ID] = job
+func (b *hotBoard) dispatch(ctx context.Context, unit string, job *hotJob) bool {
+	var ch chan *hotJob
+	for deadline := time.Now().Add(registerWait); ; {
+		b.mu.Lock()
+		ch = b.waiting[unit]
+		delete(b.waiting, unit)
+		if ch != nil {
+			b.running[job.order.ID] = job
+		}
+		b.mu.Unlock()
+		if ch != nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // between two polls, or just started
 	}
-	b.mu.Unlock()
 	if ch == nil {
 		return false
 	}
@@ -125,7 +137,16 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.HotVerdict{Error: "no hot upgrade " + rep.ID + " is running"})
 		return
 	}
-	job.report <- rep // buffered: one report per job
+	if p, _ := r.Context().Value(peerKey{}).(peer); p.Unit != "" && p.Unit != job.unit {
+		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, p.Unit+" may not report on the hot upgrade of "+job.unit))
+		return
+	}
+	select {
+	case job.report <- rep: // buffered: the first report is taken
+	default:
+		writeJSON(w, http.StatusConflict, errorBody(control.CodeBadRequest, "hot upgrade "+rep.ID+" was reported on already"))
+		return
+	}
 	select {
 	case v := <-job.verdict:
 		writeJSON(w, http.StatusOK, v)
@@ -188,12 +209,13 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 	argv := r.command(rel)
 	env := []string{"BEAMDEPLOY_RELEASE=" + version}
 	job := &hotJob{
+		unit: inst.Unit,
 		order: control.HotOrder{MessageType: control.TypeHotOrder, ID: swap.IDFromContext(ctx), Release: version,
 			Argv: append([]string{r.self, "exec", r.app, "--handover", "--"}, argv...), Dir: rel.Dir, Env: env, Timeout: r.cfg.Ready(), Drain: r.cfg.Drain()},
 		report:  make(chan control.HotReport, 1),
 		verdict: make(chan control.HotVerdict, 1),
 	}
-	if !r.hot.dispatch(inst.Unit, job) {
+	if !r.hot.dispatch(ctx, inst.Unit, job) {
 		return inst, fmt.Errorf("%w: %s (pid %d) does not accept hot upgrades: its app does not call beamdeploy.HotUpgrades (Go SDK); use: beamdeploy upgrade %s TARBALL",
 			errHotUnsupported, inst.Unit, inst.PID, r.app)
 	}

@@ -15,8 +15,12 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
-// journalLines is how many log lines of a failed instance are reported.
-const journalLines = 20
+// journalLines is how many log lines of a failed instance are reported,
+// each cut at journalLineMax bytes (the report is one stream message).
+const (
+	journalLines   = 20
+	journalLineMax = 2048
+)
 
 // restartDelay is how long systemd waits before it restarts an instance
 // whose process failed. New connections wait in the socket's backlog
@@ -92,6 +96,11 @@ func (r *instances) journal(ctx context.Context, invocation string) []string {
 	var lines []string
 	for range 10 {
 		lines, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		for i, l := range lines {
+			if len(l) > journalLineMax {
+				lines[i] = l[:journalLineMax] + "…"
+			}
+		}
 		if strings.Contains(strings.Join(lines, "\n"), "Failed with result") {
 			break
 		}
@@ -110,7 +119,9 @@ func (r *instances) Check(ctx context.Context, inst swap.Instance) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", inst.Unit, err)
 	}
-	if u.InvocationID != inst.InvocationID || !u.Running() {
+	// Running() would count a unit waiting to restart (activating,
+	// auto-restart) under the same invocation: require the process itself.
+	if u.InvocationID != inst.InvocationID || u.ActiveState != "active" || u.SubState != "running" || u.Restarts > 0 {
 		how := u.Exit()
 		if how == "" {
 			how = "state " + u.ActiveState + "/" + u.SubState

@@ -187,7 +187,7 @@ func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context
 
 func codeOf(err error) string {
 	switch {
-	case errors.Is(err, errHotUnsupported):
+	case errors.Is(err, errHotUnsupported), errors.Is(err, swap.ErrNoActive):
 		return control.CodeHotUnsupported
 	case errors.Is(err, swap.ErrSwapInProgress):
 		return control.CodeSwapInProgress

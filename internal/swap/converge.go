@@ -107,6 +107,9 @@ func adopt(u, rec Instance) *Instance {
 func interrupted(in Intent, keep *Instance) *Result {
 	res := &Result{ID: in.ID, Kind: in.Kind, From: clone(in.From), To: clone(in.To), Release: in.Release, Started: in.Began}
 	finished := keep != nil && in.To != nil && keep.Unit == in.To.Unit
+	if in.To == nil && keep != nil && in.Color != "" { // the parent died while Start ran
+		finished = keep.Color == in.Color && keep.Release == in.Release
+	}
 	if in.Kind == KindHot { // same unit either way: the release it runs tells
 		finished = keep != nil && keep.Release == in.Release
 	}

@@ -154,3 +154,15 @@ func TestConvergeOrderIndependent(t *testing.T) {
 		assert.Equal(t, p1.Keep, p2.Keep)
 	}
 }
+
+// A parent that died while the very first instance was starting keeps it
+// (nothing else can serve) and records the swap as finished.
+func TestConvergeInterruptedFirstStart(t *testing.T) {
+	blue := inst("app@blue.service", "1.0.0", "b1", 10)
+	st := swap.State{Swap: &swap.Intent{ID: "s1", Phase: swap.PhaseStarting, Release: "1.0.0", Color: swap.Blue}}
+	p := swap.Converge(st, []swap.Instance{blue})
+	require.NotNil(t, p.Keep)
+	assert.Equal(t, "app@blue.service", p.Keep.Unit)
+	assert.True(t, p.Interrupted.OK, "%+v", p.Interrupted)
+	assert.Empty(t, p.Start)
+}
