@@ -248,7 +248,26 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 		r.log.Error("could not record the hot-upgraded release; a restart of the unit would run the old one", "unit", inst.Unit, "old_release", inst.Release, "err", err)
 	}
 	job.verdict <- control.HotVerdict{Proceed: true}
+	// Like a blue-green swap, return once the old process is gone: what the
+	// caller does next meets the new release only.
+	if err := waitExit(ctx, inst.PID, r.cfg.Drain()+5*time.Second); err != nil {
+		r.log.Warn("the old process of a hot upgrade is still there", "unit", inst.Unit, "pid", inst.PID, "err", err)
+	}
 	return next, nil
+}
+
+// waitExit waits until process pid is gone, at most within.
+func waitExit(ctx context.Context, pid int, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for pid > 0 && processAlive(pid) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pid %d did not exit: %w", pid, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // waitMainPID waits until systemd reports pid as unit's main process.
