@@ -29,12 +29,7 @@ func upgradeCommand(g *globals) *cli.Command {
 			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n\n" +
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
 		Flags: tarballFlags(),
-		Action: func(c *cli.Context) error {
-			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
-				res, err := cl.Upgrade(ctx, name, f, opts, g.progress())
-				return g.printResult(cl.App, res, err)
-			})
-		},
+		Action: g.uploadAndSwap((*control.Client).Upgrade),
 	}
 }
 
@@ -50,16 +45,12 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"beamdeploy.HotUpgrades (Go SDK) and both releases declaring the same \"compat\" key\n" +
 			"in beamdeploy.json; anything else is refused before the running process is\n" +
 			"touched (use upgrade instead). If the new process exits or is not ready within\n" +
-			"ready_timeout it is killed and the old one keeps serving (exit 3). A later\n" +
+			"ready_timeout it is stopped (SIGTERM, then SIGKILL after drain_timeout) and the\n" +
+			"old one keeps serving (exit 3). Returns once the old process is gone. A later\n" +
 			"restart of the unit runs the hot-upgraded release.\n\n" +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
 		Flags: tarballFlags(),
-		Action: func(c *cli.Context) error {
-			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
-				res, err := cl.HotUpgrade(ctx, name, f, opts, g.progress())
-				return g.printResult(cl.App, res, err)
-			})
-		},
+		Action: g.uploadAndSwap((*control.Client).HotUpgrade),
 	}
 }
 
@@ -86,6 +77,19 @@ func reloadCommand(g *globals) *cli.Command {
 			res, err := cl.Reload(ctx, g.progress())
 			return g.printResult(app, res, err)
 		},
+	}
+}
+
+// uploadAndSwap is the action of upgrade and hot-upgrade: it uploads
+// TARBALL with op ((*control.Client).Upgrade or .HotUpgrade) and prints
+// the result.
+func (g *globals) uploadAndSwap(op func(cl *control.Client, ctx context.Context, filename string, tarball io.Reader,
+	opts control.UpgradeOptions, onProgress func(control.Progress)) (control.Result, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
+			res, err := op(cl, ctx, name, f, opts, g.progress())
+			return g.printResult(cl.App, res, err)
+		})
 	}
 }
 
