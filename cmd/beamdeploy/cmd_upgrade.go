@@ -28,7 +28,7 @@ func upgradeCommand(g *globals) *cli.Command {
 			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n" +
 			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n\n" +
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
-		Flags: tarballFlags(),
+		Flags:  tarballFlags(),
 		Action: g.uploadAndSwap((*control.Client).Upgrade),
 	}
 }
@@ -49,7 +49,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"old one keeps serving (exit 3). Returns once the old process is gone. A later\n" +
 			"restart of the unit runs the hot-upgraded release.\n\n" +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
-		Flags: tarballFlags(),
+		Flags:  tarballFlags(),
 		Action: g.uploadAndSwap((*control.Client).HotUpgrade),
 	}
 }
