@@ -71,13 +71,17 @@ func startSuccessor(ctx context.Context, order control.HotOrder) (int, error) {
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	var failure error
-	select {
-	case ok := <-ready:
+	// signalled turns the readiness pipe's outcome into startSuccessor's.
+	signalled := func(ok bool) (int, error) {
 		if ok {
 			return pid, nil
 		}
 		return 0, fmt.Errorf("%w: it %s before it was ready", errSuccessor, endSuccessor(pid))
+	}
+	var failure error
+	select {
+	case ok := <-ready:
+		return signalled(ok)
 	case <-t.C:
 		failure = fmt.Errorf("%w: not ready within %s; stopped it", errSuccessor, timeout)
 	case <-ctx.Done():
@@ -87,10 +91,7 @@ func startSuccessor(ctx context.Context, order control.HotOrder) (int, error) {
 	// in time, and must not be stopped: it may be the main process already.
 	select {
 	case ok := <-ready:
-		if ok {
-			return pid, nil
-		}
-		return 0, fmt.Errorf("%w: it %s before it was ready", errSuccessor, endSuccessor(pid))
+		return signalled(ok)
 	case <-time.After(lateReady):
 	}
 	stopSuccessor(pid, order.Drain, ready)

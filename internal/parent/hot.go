@@ -69,19 +69,16 @@ func (b *hotBoard) unregister(unit string, ch chan *hotJob) {
 // none waits.
 func (b *hotBoard) dispatch(ctx context.Context, unit string, job *hotJob) bool {
 	var ch chan *hotJob
-	for deadline := time.Now().Add(registerWait); ; {
+	// Between two polls, or just started: the poll comes within registerWait.
+	_ = pollUntil(ctx, registerWait, func(context.Context) bool { // on timeout ch stays nil
 		b.mu.Lock()
-		ch = b.waiting[unit]
-		delete(b.waiting, unit)
-		if ch != nil {
+		defer b.mu.Unlock()
+		if ch = b.waiting[unit]; ch != nil {
+			delete(b.waiting, unit)
 			b.running[job.order.ID] = job
 		}
-		b.mu.Unlock()
-		if ch != nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // between two polls, or just started
-	}
+		return ch != nil
+	})
 	if ch == nil {
 		return false
 	}
@@ -258,33 +255,37 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 
 // waitExit waits until process pid is gone, at most within.
 func waitExit(ctx context.Context, pid int, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	for pid > 0 && processAlive(pid) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pid %d did not exit: %w", pid, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := pollUntil(ctx, within, func(context.Context) bool { return !processAlive(pid) }); err != nil {
+		return fmt.Errorf("pid %d did not exit: %w", pid, err)
 	}
 	return nil
 }
 
 // waitMainPID waits until systemd reports pid as unit's main process.
 func (r *instances) waitMainPID(ctx context.Context, unit string, pid int) error {
-	ctx, cancel := context.WithTimeout(ctx, mainPIDWait)
-	defer cancel()
-	for {
+	err := pollUntil(ctx, mainPIDWait, func(ctx context.Context) bool {
 		u, err := r.units.Unit(ctx, unit)
-		if err == nil && u.MainPID == pid {
-			return nil
-		}
+		return err == nil && u.MainPID == pid
+	})
+	if err != nil {
+		return fmt.Errorf("systemd did not make pid %d the main process of %s within %s (did it send MAINPID= with NotifyAccess=all?)", pid, unit, mainPIDWait)
+	}
+	return nil
+}
+
+// pollUntil checks done every 20 ms until it is true, and fails with the
+// context's error once within has passed or ctx ends.
+func pollUntil(ctx context.Context, within time.Duration, done func(context.Context) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for !done(ctx) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("systemd did not make pid %d the main process of %s within %s (did it send MAINPID= with NotifyAccess=all?)", pid, unit, mainPIDWait)
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // hotFile records that a unit was hot-upgraded: when systemd restarts the
