@@ -51,22 +51,20 @@ func execCommand(g *globals) *cli.Command {
 			if err != nil {
 				return fmt.Errorf("get listening sockets of %s (is %s.service running?): %w", app, app, err)
 			}
-			env := os.Environ()
 			if unit := os.Getenv("BEAMDEPLOY_UNIT"); unit != "" {
-				version, hotArgv, dir, ok, err := parent.HotCommand(g.paths, app, unit)
+				h, ok, err := parent.ReadHotRecord(g.paths, app, unit)
 				if err != nil {
 					return err
 				}
 				if ok { // restarted after a hot upgrade: run what it was upgraded to
-					if err := os.Chdir(dir); err != nil {
-						return fmt.Errorf("run hot-upgraded release %s: %w", version, err)
+					if err := os.Chdir(h.Dir); err != nil {
+						return fmt.Errorf("run hot-upgraded release %s: %w", h.Release, err)
 					}
-					argv = hotArgv
-					_ = os.Setenv("BEAMDEPLOY_RELEASE", version) // cannot fail for a valid key
-					env = os.Environ()
+					argv = h.Argv
+					_ = os.Setenv("BEAMDEPLOY_RELEASE", h.Release) // cannot fail for a valid key
 				}
 			}
-			return sockact.Exec(fds, argv, env)
+			return sockact.Exec(fds, argv, os.Environ())
 		},
 	}
 }

@@ -241,7 +241,7 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 	// must go whatever else happens.
 	next := inst
 	next.PID, next.Release, next.Since = rep.PID, version, time.Now().UTC()
-	if err := writeHotFile(r.paths, r.app, hotFile{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
+	if err := writeHotFile(r.paths, r.app, HotRecord{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
 		r.log.Error("could not record the hot-upgraded release; a restart of the unit would run the old one", "unit", inst.Unit, "old_release", inst.Release, "err", err)
 	}
 	job.verdict <- control.HotVerdict{Proceed: true}
@@ -288,9 +288,9 @@ func pollUntil(ctx context.Context, within time.Duration, done func(context.Cont
 	return nil
 }
 
-// hotFile records that a unit was hot-upgraded: when systemd restarts the
-// unit, the exec shim runs this release instead of the unit's own.
-type hotFile struct {
+// HotRecord records that a unit was hot-upgraded: when systemd restarts
+// the unit, the exec shim runs this release instead of the unit's own.
+type HotRecord struct {
 	Unit         string   `json:"unit"`
 	Release      string   `json:"release"`
 	Argv         []string `json:"argv"`
@@ -302,7 +302,7 @@ func hotFilePath(p config.Paths, app, unit string) string {
 	return filepath.Join(p.StateDir(app), "hot", unit+".json")
 }
 
-func writeHotFile(p config.Paths, app string, h hotFile) error {
+func writeHotFile(p config.Paths, app string, h HotRecord) error {
 	path := hotFilePath(p, app, h.Unit)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -324,20 +324,20 @@ func removeHotFile(p config.Paths, app, unit string) error {
 	return err
 }
 
-// HotCommand returns what a restarted instance unit of app must run when
-// it was hot-upgraded: the release, its command line and directory; ok is
-// false when the unit was not hot-upgraded since it was started.
-func HotCommand(p config.Paths, app, unit string) (version string, argv []string, dir string, ok bool, err error) {
-	b, err := os.ReadFile(hotFilePath(p, app, unit))
+// ReadHotRecord returns the hot upgrade record of an instance unit of
+// app; ok is false when the unit was not hot-upgraded since it was
+// started.
+func ReadHotRecord(p config.Paths, app, unit string) (h HotRecord, ok bool, err error) {
+	path := hotFilePath(p, app, unit)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil, "", false, nil
+		return HotRecord{}, false, nil
 	}
 	if err != nil {
-		return "", nil, "", false, fmt.Errorf("read the hot upgrade record of %s: %w", unit, err)
+		return HotRecord{}, false, fmt.Errorf("read the hot upgrade record of %s: %w", unit, err)
 	}
-	var h hotFile
 	if err := json.Unmarshal(b, &h); err != nil || len(h.Argv) == 0 {
-		return "", nil, "", false, fmt.Errorf("read the hot upgrade record of %s: malformed %s", unit, hotFilePath(p, app, unit))
+		return HotRecord{}, false, fmt.Errorf("read the hot upgrade record of %s: malformed %s", unit, path)
 	}
-	return h.Release, h.Argv, h.Dir, true, nil
+	return h, true, nil
 }

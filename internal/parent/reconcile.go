@@ -60,10 +60,10 @@ func (d *daemon) reconcile(ctx context.Context) {
 func (d *daemon) instanceOf(u units.Unit) swap.Instance {
 	c, _ := colorOf(d.opts.App, u.Name) // List matched APP@*.service; a foreign colour adopts as ""
 	rel := releaseOf(u)
-	if v, _, _, ok, err := HotCommand(d.opts.Paths, d.opts.App, u.Name); err != nil {
+	if h, ok, err := ReadHotRecord(d.opts.Paths, d.opts.App, u.Name); err != nil {
 		d.log.Warn("could not read the hot upgrade record", "unit", u.Name, "err", err)
 	} else if ok {
-		rel = v // hot-upgraded since systemd started it
+		rel = h.Release // hot-upgraded since systemd started it
 	}
 	return swap.Instance{Unit: u.Name, Color: c, Release: rel, PID: u.MainPID, InvocationID: u.InvocationID, Since: u.Since}
 }

@@ -160,7 +160,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		ExecStart:   append([]string{r.self, "exec", r.app, "--"}, argv...),
 		// "-": a missing directory is not fatal. After a hot upgrade the
 		// unit's own release may be pruned; a restart then runs the
-		// hot-upgraded release, from its directory (see HotCommand).
+		// hot-upgraded release, from its directory (see ReadHotRecord).
 		WorkingDirectory: "-" + rel.Dir,
 		User:             r.cfg.User,
 		TimeoutStart:     r.cfg.Ready(),
