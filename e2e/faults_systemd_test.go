@@ -98,14 +98,14 @@ func TestSystemdF3DiesAfterCutoverIsRestarted(t *testing.T) {
 		res := a.mustUpgrade(next)
 		require.Equal(t, unit, res.To.Unit)
 		require.Eventually(t, func() bool {
-			return show(t, unit, "NRestarts") == "1" && show(t, unit, "ActiveState") == "active"
+			return show(unit, "NRestarts") == "1" && show(unit, "ActiveState") == "active"
 		}, 20*time.Second, 100*time.Millisecond, "systemd restarts the instance")
-		assert.NotEqual(t, res.To.InvocationID, strings.ReplaceAll(show(t, unit, "InvocationID"), "-", ""))
+		assert.NotEqual(t, res.To.InvocationID, strings.ReplaceAll(show(unit, "InvocationID"), "-", ""))
 		time.Sleep(500 * time.Millisecond)
 	})
 	requireServing(t, a, "1.1.0")
 	assert.Equal(t, []string{unit}, a.activeInstances())
-	assert.Equal(t, show(t, unit, "MainPID"), strconv.Itoa(a.status().Active.PID), "status shows the restarted process")
+	assert.Equal(t, show(unit, "MainPID"), strconv.Itoa(a.status().Active.PID), "status shows the restarted process")
 	out, err := a.run("upgrade", a.name, release(t, "1.2.0"))
 	require.NoError(t, err, out)
 	requireServing(t, a, "1.2.0")
@@ -217,7 +217,7 @@ func TestSystemdF11FailedUnitNeverBlocksNextSwap(t *testing.T) {
 		require.Equal(t, 3, exitCode(err), stderr)
 		green := a.name + "@green.service"
 		_ = exec.Command("systemd-run", "--unit", green, "-p", "Type=oneshot", "/bin/false").Run() // fails on purpose
-		require.Equal(t, "failed", show(t, green, "ActiveState"))
+		require.Equal(t, "failed", show(green, "ActiveState"))
 		res := a.mustUpgrade(release(t, "1.2.0"))
 		assert.Equal(t, green, res.To.Unit)
 	})
@@ -331,7 +331,7 @@ func TestSystemdF14PIDReuseCannotConfuseIdentity(t *testing.T) {
 	})
 	st := a.status()
 	assert.NotEqual(t, other.Process.Pid, st.Active.PID)
-	assert.Equal(t, show(t, st.Active.Unit, "MainPID"), strconv.Itoa(st.Active.PID))
+	assert.Equal(t, show(st.Active.Unit, "MainPID"), strconv.Itoa(st.Active.PID))
 
 	// The recorded instance is gone and its PID now belongs to another
 	// process: nothing is adopted; the last active release is started.

@@ -33,7 +33,7 @@ func (a *app) hotUpgrade(tarball string) (control.Result, string, error) {
 
 func mainPID(t *testing.T, unit string) int {
 	t.Helper()
-	pid, err := strconv.Atoi(show(t, unit, "MainPID"))
+	pid, err := strconv.Atoi(show(unit, "MainPID"))
 	require.NoError(t, err)
 	return pid
 }
@@ -160,10 +160,10 @@ func TestSystemdRestartAfterHotUpgradeRunsNewRelease(t *testing.T) {
 	assert.NotContains(t, a.releases(), "1.0.0", "the unit's own release was pruned")
 	require.NoError(t, syscall.Kill(res.To.PID, syscall.SIGKILL))
 	require.Eventually(t, func() bool {
-		return show(t, unit, "NRestarts") == "1" && show(t, unit, "ActiveState") == "active"
+		return show(unit, "NRestarts") == "1" && show(unit, "ActiveState") == "active"
 	}, 20*time.Second, 100*time.Millisecond, "systemd restarts the unit")
 	requireServing(t, a, "1.1.0")
-	env := show(t, unit, "Environment")
+	env := show(unit, "Environment")
 	assert.Contains(t, env, "BEAMDEPLOY_RELEASE=1.0.0", "the unit itself was created with 1.0.0")
 	// A restarted parent adopts it as 1.1.0.
 	require.NoError(t, syscall.Kill(a.status().ParentPID, syscall.SIGKILL))

@@ -18,11 +18,6 @@ import (
 
 // prop returns one property of a unit, "" when systemctl fails; safe to
 // call from Eventually's goroutine.
-func prop(unit, name string) string {
-	out, _ := exec.Command("systemctl", "show", "-P", name, unit).Output()
-	return strings.TrimSpace(string(out))
-}
-
 // processState returns the state letter of /proc/PID/stat ("T": stopped).
 func processState(t *testing.T, pid string) string {
 	t.Helper()
@@ -57,12 +52,12 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	systemFDs := st.Systemd >= units.ExtraFDsVersion
 	path := map[bool]string{true: "systemd", false: "broker"}[systemFDs]
 	unit := st.Active.Unit
-	parent := show(t, a.name+".service", "MainPID")
+	parent := show(a.name+".service", "MainPID")
 	require.Equal(t, strconv.Itoa(st.ParentPID), parent)
 	logged, _ := exec.Command("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT="+a.name+".service", "BEAMDEPLOY_FD_PATH="+path).Output()
 	assert.Contains(t, string(logged), "parent ready", "the parent logs fd_path=%s on systemd %d", path, st.Systemd)
-	before := show(t, unit, "InvocationID")
-	pid := show(t, unit, "MainPID")
+	before := show(unit, "InvocationID")
+	pid := show(unit, "MainPID")
 
 	const workers = 2
 	ctx, stop := context.WithCancel(t.Context())
@@ -79,11 +74,11 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	sendSignal(t, "9", pid)
 
 	restarted := func() bool {
-		return prop(unit, "ActiveState") == "active" && prop(unit, "InvocationID") != before
+		return show(unit, "ActiveState") == "active" && show(unit, "InvocationID") != before
 	}
 	// A request sent once systemd saw the process die, while nothing
 	// accepts: it waits in the backlog and is answered after the restart.
-	require.Eventually(t, func() bool { return prop(unit, "SubState") != "running" }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return show(unit, "SubState") != "running" }, 2*time.Second, 5*time.Millisecond)
 	probe := make(chan error, 1)
 	var probeTook time.Duration
 	go func() {
@@ -111,8 +106,8 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 		st.Systemd, path, time.Since(killed).Round(time.Millisecond), time.Since(resumed).Round(time.Millisecond))
 	require.NoError(t, <-probe, "a request sent during the restart gap waits in the backlog")
 	t.Logf("a request sent during the restart gap was answered after %s", probeTook.Round(time.Millisecond))
-	assert.NotEqual(t, pid, show(t, unit, "MainPID"))
-	assert.Equal(t, "1", show(t, unit, "NRestarts"))
+	assert.NotEqual(t, pid, show(unit, "MainPID"))
+	assert.Equal(t, "1", show(unit, "NRestarts"))
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	wg.Wait()
@@ -126,7 +121,7 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	after := a.status()
 	require.NotNil(t, after.Active)
 	assert.Equal(t, unit, after.Active.Unit)
-	assert.Equal(t, prop(unit, "MainPID"), strconv.Itoa(after.Active.PID), "status shows the restarted process")
+	assert.Equal(t, show(unit, "MainPID"), strconv.Itoa(after.Active.PID), "status shows the restarted process")
 	wantPath := "broker"
 	if after.Systemd >= 257 {
 		wantPath = "systemd"
