@@ -168,7 +168,7 @@ func printSwap(w io.Writer, app string, r swap.Result) {
 	}
 	switch {
 	case r.Kind == swap.KindHot && r.From != nil && r.To != nil:
-		fmt.Fprintf(w, "%s hot-upgraded to %s in %s: pid %d took over from pid %d in %s; total %s\n",
+		fmt.Fprintf(w, "%s hot-upgraded to %s in %s: pid %d replaced pid %d; handover %s (until the old process exited), total %s\n",
 			app, r.Release, to, r.To.PID, r.From.PID, ms(r.Ready), ms(r.Total))
 	case r.From == nil:
 		fmt.Fprintf(w, "%s %s is serving on %s (ready in %s)\n", app, r.Release, to, ms(r.Ready))

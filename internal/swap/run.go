@@ -169,7 +169,7 @@ func (r *run) hot(ctx context.Context, req Request) error {
 	m.mu.Lock()
 	m.active = clone(&next)
 	m.mu.Unlock()
-	r.emit(PhaseHandover, next.Unit, release, "pid %d took over %s from pid %d in %s", next.PID, next.Unit, old.PID, r.res.Ready.Round(time.Millisecond))
+	r.emit(PhaseHandover, next.Unit, release, "pid %d replaced pid %d in %s; handover done (old process gone) in %s", next.PID, old.PID, next.Unit, r.res.Ready.Round(time.Millisecond))
 	return nil
 }
 

@@ -51,8 +51,9 @@ type Runtime interface {
 	Check(ctx context.Context, inst Instance) error
 	// Handover has the process serving inst hand its unit over to a new
 	// process running release (a hot upgrade) and returns inst as it is
-	// afterwards: same unit, new PID and release. On error inst is
-	// unchanged and its old process still serves.
+	// afterwards: same unit, new PID and release. It returns once the old
+	// process is gone (Result.Ready measures the whole handover). On error
+	// inst is unchanged and its old process still serves.
 	Handover(ctx context.Context, inst Instance, release string) (Instance, error)
 }
 
