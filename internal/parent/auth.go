@@ -2,6 +2,7 @@ package parent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -58,19 +59,49 @@ func (p peer) String() string {
 	return s + ")"
 }
 
+// authority decides who a peer is and what it may do with the app. It is
+// the one place where identity is established: every control and broker
+// connection is put to it once, and handlers read its answer from the
+// request's context (peerFrom).
+type authority struct {
+	app string
+}
+
+// authorize identifies the peer of c and decides what it may do.
+func (au *authority) authorize(_ context.Context, c *net.UnixConn) (peer, access) {
+	p := peerOf(c)
+	return p, classify(au.app, p)
+}
+
 type peerKey struct{}
 
-// connContext records the peer of every control connection.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, peerKey{}, peerOf(c))
+// verdict is what the authority said of a connection's peer.
+type verdict struct {
+	peer   peer
+	access access
+}
+
+// connContext records the peer of every control connection and what it may do.
+func (au *authority) connContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return context.WithValue(ctx, peerKey{}, verdict{peer: peer{Err: errors.New("not a unix socket")}})
+	}
+	p, a := au.authorize(ctx, uc)
+	return context.WithValue(ctx, peerKey{}, verdict{p, a})
+}
+
+// peerFrom returns the peer of a control request and what it may do.
+func peerFrom(ctx context.Context) (peer, access) {
+	v, _ := ctx.Value(peerKey{}).(verdict)
+	return v.peer, v.access
 }
 
 // guard lets a request through only if its peer may: deployers always,
 // instances of the app when instanceOK.
 func (s *server) guard(instanceOK bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, _ := r.Context().Value(peerKey{}).(peer)
-		a := classify(s.app, p)
+		p, a := peerFrom(r.Context())
 		if a.deploy || (instanceOK && a.instance) {
 			h(w, r)
 			return

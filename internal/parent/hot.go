@@ -106,7 +106,7 @@ func (b *hotBoard) done(id string) {
 // hotWait is the long poll of an instance that can hand over.
 func (s *server) hotWait(w http.ResponseWriter, r *http.Request) {
 	unit := r.URL.Query().Get("unit")
-	if p, _ := r.Context().Value(peerKey{}).(peer); p.Unit != "" {
+	if p, _ := peerFrom(r.Context()); p.Unit != "" {
 		unit = p.Unit // an instance waits for itself only
 	}
 	if _, err := colorOf(s.app, unit); err != nil {
@@ -134,7 +134,7 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.HotVerdict{Error: "no hot upgrade " + rep.ID + " is running"})
 		return
 	}
-	if p, _ := r.Context().Value(peerKey{}).(peer); p.Unit != "" && p.Unit != job.unit {
+	if p, _ := peerFrom(r.Context()); p.Unit != "" && p.Unit != job.unit {
 		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, p.Unit+" may not report on the hot upgrade of "+job.unit))
 		return
 	}

@@ -67,6 +67,7 @@ type daemon struct {
 	rt      *instances
 	state   *stateFile
 	machine *swap.Machine
+	auth    *authority
 	srv     *server
 	log     *slog.Logger
 }
@@ -101,7 +102,8 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 			rt.fds = append(rt.fds, units.FD{Num: fd.Num, Name: fd.Name})
 		}
 	}
-	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log}
+	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log,
+		auth: &authority{app: app}}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
 		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, fdPath: rt.fdPath(), exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
 	return d, nil
@@ -127,7 +129,7 @@ func (d *daemon) run(ctx context.Context) error {
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, d.authorizeBroker) }()
-	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: connContext,
+	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: d.auth.connContext,
 		MaxHeaderBytes: 64 << 10}
 	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes ctl
 
@@ -154,8 +156,8 @@ func (d *daemon) run(ctx context.Context) error {
 // authorizeBroker hands listener fds only to the app's instances (and
 // root, for debugging).
 func (d *daemon) authorizeBroker(c *net.UnixConn) error {
-	p := peerOf(c)
-	if a := classify(d.opts.App, p); a.instance || (p.Err == nil && p.UID == 0) {
+	p, a := d.auth.authorize(context.Background(), c)
+	if a.instance || (p.Err == nil && p.UID == 0) {
 		return nil
 	}
 	d.log.Warn("refused listener fds", "peer", p.String())
