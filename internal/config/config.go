@@ -40,7 +40,9 @@ type Config struct {
 	// Exec is the app's command line; a relative program path is relative
 	// to the release root.
 	Exec []string `json:"exec"`
-	// User runs the instances; empty means root.
+	// User runs the instances: DynamicUser (what init writes by default),
+	// "root", or the name of a static user. Empty means root: configs
+	// written before dynamic users keep running their app as they did.
 	User string `json:"user,omitempty"`
 	// ReadyTimeout bounds how long a new instance may take to send
 	// READY=1; DefaultReadyTimeout when zero.
@@ -59,6 +61,10 @@ type Config struct {
 	// Hooks are commands run around the cutover.
 	Hooks Hooks `json:"hooks,omitzero"`
 }
+
+// DynamicUser as Config.User runs the instances under a user that systemd
+// allocates for the app while it runs (DynamicUser=yes).
+const DynamicUser = "dynamic"
 
 // DefaultHookTimeout bounds a hook when Hooks.Timeout is zero.
 const DefaultHookTimeout = 30 * time.Second
