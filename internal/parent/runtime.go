@@ -90,11 +90,17 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 	return inst, nil
 }
 
+// journalWait bounds how long a failure report waits for journald to
+// store systemd's "Failed with result" line (it ends the invocation's log);
+// on a busy machine that can take a while, and the report is worth more
+// with it.
+const journalWait = 3 * time.Second
+
 // journal returns the failed invocation's last lines, giving journald a
 // moment to store what the process wrote just before it died.
 func (r *instances) journal(ctx context.Context, invocation string) []string {
 	var lines []string
-	for range 10 {
+	for deadline := time.Now().Add(journalWait); time.Now().Before(deadline); {
 		lines, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
 		for i, l := range lines {
 			if len(l) > journalLineMax {

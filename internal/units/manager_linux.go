@@ -176,6 +176,9 @@ func Journal(ctx context.Context, invocationID string, n int) ([]string, error) 
 	if invocationID == "" {
 		return nil, nil
 	}
+	// Ask journald to store what it has received first: without it a line
+	// the process wrote just before it died may not be readable yet.
+	_ = exec.CommandContext(ctx, "journalctl", "--sync").Run() // best effort: reading goes on without
 	out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "--quiet", "-o", "short-precise",
 		"-n", strconv.Itoa(n), "_SYSTEMD_INVOCATION_ID="+invocationID, "+", "INVOCATION_ID="+invocationID).Output()
 	if err != nil {

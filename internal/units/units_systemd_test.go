@@ -140,7 +140,7 @@ func TestSystemdStartCrashReportsExit(t *testing.T) {
 	require.Eventually(t, func() bool {
 		lines, _ = units.Journal(t.Context(), u.InvocationID, 20)
 		return strings.Contains(strings.Join(lines, "\n"), "crashing at start")
-	}, 3*time.Second, 50*time.Millisecond, "journal lines: %q", lines)
+	}, journalWait, 50*time.Millisecond, "journal lines: %q", lines)
 
 	// The failed name is reusable at once.
 	require.NoError(t, m.ResetFailed(t.Context(), name))
@@ -158,7 +158,7 @@ func TestSystemdStartTimeoutWithoutReady(t *testing.T) {
 	var je *units.JobError
 	require.ErrorAs(t, err, &je)
 	assert.Equal(t, "timeout", je.ServiceResult)
-	assert.Less(t, time.Since(begin), 5*time.Second)
+	assert.Less(t, time.Since(begin), 10*time.Second) // loose: 1 s timeout, a busy machine
 }
 
 func TestSystemdStartRefusesRunningUnit(t *testing.T) {
@@ -195,6 +195,12 @@ func TestSystemdVersion(t *testing.T) {
 	assert.GreaterOrEqual(t, v, 240)
 }
 
+// journalWait bounds how long a test waits for journald to store a line a
+// unit wrote: journald is slow on a busy machine and right after boot (a
+// fresh Debian 13 root once took more than 3 s). Waits end as soon as the
+// line is there.
+const journalWait = 30 * time.Second
+
 // restartDelay is what the tests give units that restart on failure.
 const restartDelay = 100 * time.Millisecond
 
@@ -208,13 +214,17 @@ func TestSystemdRestartingUnitCrashAtStartFails(t *testing.T) {
 	assert.Equal(t, "failed", je.Result)
 	assert.Equal(t, "exit-code", je.ServiceResult)
 	assert.Equal(t, "exited with status 3", je.Exit)
-	assert.Less(t, took, 2*time.Second, "a crash at start is reported at once, not after the start limit")
+	// je.Exit above says systemd did not restart it (a restart is reported
+	// as "failed before READY=1 and was restarted"); the bound is loose so
+	// that a busy machine does not fail it, and far below the start limit's
+	// 5 restarts.
+	assert.Less(t, took, 10*time.Second, "a crash at start is reported at once, not after the start limit")
 	require.NotEmpty(t, u.InvocationID)
 	var lines []string
 	require.Eventually(t, func() bool {
 		lines, _ = units.Journal(t.Context(), u.InvocationID, 20)
 		return strings.Contains(strings.Join(lines, "\n"), "crashing at start")
-	}, 3*time.Second, 50*time.Millisecond, "journal lines: %q", lines)
+	}, journalWait, 50*time.Millisecond, "journal lines: %q", lines)
 	after, err := m.Unit(t.Context(), name)
 	if err == nil {
 		assert.False(t, after.Running(), "the unit is stopped, not restarting: %+v", after)
@@ -228,7 +238,8 @@ func TestSystemdRestartingUnitTimeoutWithoutReadyFails(t *testing.T) {
 	var je *units.JobError
 	require.ErrorAs(t, err, &je)
 	assert.Equal(t, "timeout", je.ServiceResult)
-	assert.Less(t, time.Since(begin), 3*time.Second)
+	assert.NotContains(t, je.Exit, "restarted", "the first start's timeout ends the start; systemd does not retry it")
+	assert.Less(t, time.Since(begin), 10*time.Second) // loose: 1 s timeout, a busy machine
 }
 
 // killMain sends SIGKILL to the main process of u.
