@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/urfave/cli/v2"
@@ -58,8 +60,45 @@ func newApp(g *globals) *cli.App {
 			parentCommand(g), execCommand(g),
 		},
 	}
+	app.Commands = append(app.Commands, versionCommand(g))
 	app.Commands = append(app.Commands, docsCommands(g)...)
+	// Flag errors (unknown flag, bad value) and unknown commands are usage
+	// errors: exit 2, the message on stderr (see exitCode), no help dump.
+	app.OnUsageError = usageOnError
+	for _, c := range app.Commands {
+		c.OnUsageError = usageOnError
+	}
+	app.Action = func(c *cli.Context) error {
+		if c.Args().Present() {
+			return usageErrorf("unknown command %q: run beamdeploy --help for the list", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
+	}
 	return app
+}
+
+func usageOnError(c *cli.Context, err error, _ bool) error {
+	help := "beamdeploy --help"
+	if c.Command != nil && c.Command.Name != "" {
+		help = "beamdeploy " + c.Command.Name + " --help"
+	}
+	return &usageError{fmt.Errorf("%w (see %s)", err, help)}
+}
+
+func versionCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print beamdeploy's version",
+		Description: "With --json: {\"message_type\":\"version\",\"version\":...,\"go_version\":...}.\n\n" +
+			"EXAMPLES:\n   beamdeploy version\n   beamdeploy --json version\n\n" + exitStatusHelp,
+		Action: func(*cli.Context) error {
+			if g.json {
+				return json.NewEncoder(g.stdout).Encode(map[string]string{"message_type": "version", "version": version, "go_version": runtime.Version()})
+			}
+			_, err := fmt.Fprintf(g.stdout, "beamdeploy %s (%s)\n", version, runtime.Version())
+			return err
+		},
+	}
 }
 
 // appArg returns the APP argument, validated.

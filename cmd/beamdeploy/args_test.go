@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestReorderArgs(t *testing.T) {
@@ -15,6 +18,19 @@ func TestReorderArgs(t *testing.T) {
 		{[]string{"bd", "exec", "hello", "--", "bin/x", "--flag"}, []string{"bd", "exec", "hello", "--", "bin/x", "--flag"}},
 		{[]string{"bd", "exec", "hello", "--x", "--", "bin/x"}, []string{"bd", "exec", "--x", "hello", "--", "bin/x"}},
 		{[]string{"bd"}, []string{"bd"}},
+		// Flags between positional arguments; a flag's value stays with it.
+		{[]string{"bd", "upgrade", "hello", "--force", "dist/x.tar.gz"}, []string{"bd", "upgrade", "--force", "hello", "dist/x.tar.gz"}},
+		{[]string{"bd", "upgrade", "hello", "--timeout", "5s", "x.tar.gz"}, []string{"bd", "upgrade", "--timeout", "5s", "hello", "x.tar.gz"}},
+		{[]string{"bd", "upgrade", "hello", "--timeout=5s", "x.tar.gz"}, []string{"bd", "upgrade", "--timeout=5s", "hello", "x.tar.gz"}},
+		// A global flag after the command moves before it.
+		{[]string{"bd", "status", "hello", "--json"}, []string{"bd", "--json", "status", "hello"}},
+		{[]string{"bd", "--log-level", "debug", "status", "hello"}, []string{"bd", "--log-level", "debug", "status", "hello"}},
+		// "-" is an argument (stdin), not a flag.
+		{[]string{"bd", "handoff", "hello", "put", "k", "-"}, []string{"bd", "handoff", "hello", "put", "k", "-"}},
+		{[]string{"bd", "handoff", "hello", "put", "k", "-", "--json"}, []string{"bd", "--json", "handoff", "hello", "put", "k", "-"}},
+		// Unknown flags and commands are left for the parser to refuse.
+		{[]string{"bd", "status", "hello", "--nope"}, []string{"bd", "status", "--nope", "hello"}},
+		{[]string{"bd", "nosuch", "--json"}, []string{"bd", "nosuch", "--json"}},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, reorderArgs(app, tt.in))
@@ -30,4 +46,38 @@ func TestHelpHasExamplesAndExitStatus(t *testing.T) {
 		assert.Contains(t, c.Description, "EXAMPLES:", c.Name)
 		assert.Contains(t, c.Description, "EXIT STATUS:", c.Name)
 	}
+}
+
+// Usage errors exit 2 with the message on stderr and nothing on stdout;
+// flags may follow positional arguments.
+func TestUsageErrorsExit2(t *testing.T) {
+	tests := map[string][]string{
+		"unknown command":  {"bd", "nosuch"},
+		"unknown flag":     {"bd", "status", "hello", "--bogus"},
+		"bad flag value":   {"bd", "upgrade", "hello", "--timeout", "xyz", "x.tar.gz"},
+		"missing required": {"bd", "init", "hello", "--exec", "bin/hello"},
+		"bad app name":     {"bd", "status", "-x-"},
+	}
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			g := &globals{stdout: &out, stderr: &errOut}
+			app := newApp(g)
+			code := g.exit(app.RunContext(t.Context(), reorderArgs(app, args)))
+			assert.Equal(t, exitUsage, code, "stderr: %s", errOut.String())
+			assert.Empty(t, out.String())
+			assert.NotEmpty(t, errOut.String())
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	g := &globals{stdout: &out, stderr: &out}
+	app := newApp(g)
+	require.Equal(t, exitOK, g.exit(app.RunContext(t.Context(), reorderArgs(app, []string{"bd", "version", "--json"}))))
+	var v map[string]string
+	require.NoError(t, json.Unmarshal(out.Bytes(), &v), out.String())
+	assert.Equal(t, "version", v["message_type"])
+	assert.Equal(t, version, v["version"])
 }

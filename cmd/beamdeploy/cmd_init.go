@@ -40,8 +40,8 @@ func initCommand(g *globals) *cli.Command {
 			"/etc/systemd/system/APP@.service.d/*.conf (MemoryMax=, Environment=, ...).\n\n" +
 			"EXAMPLES:\n   beamdeploy init hello --listen 127.0.0.1:8080 --exec 'bin/hello'\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "listen", Usage: "address to listen on (repeatable)", Required: true},
-			&cli.StringFlag{Name: "exec", Usage: "command line of the app, relative to the release root", Required: true},
+			&cli.StringSliceFlag{Name: "listen", Usage: "address to listen on (repeatable; required)"},
+			&cli.StringFlag{Name: "exec", Usage: "command line of the app, relative to the release root (required)"},
 			&cli.StringFlag{Name: "user", Usage: "run instances as this user (default root)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: config.DefaultReadyTimeout, Usage: "how long a new instance may take to send READY=1"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long an old instance may drain before it is killed"},
@@ -53,6 +53,11 @@ func initCommand(g *globals) *cli.Command {
 			app, err := appArg(c)
 			if err != nil {
 				return err
+			}
+			for _, f := range []string{"listen", "exec"} {
+				if !c.IsSet(f) {
+					return usageErrorf("missing --%s (usage: %s)", f, c.Command.UsageText)
+				}
 			}
 			return runInit(c.Context, g, initOptions{
 				app: app, listen: c.StringSlice("listen"), exec: c.String("exec"), user: c.String("user"),

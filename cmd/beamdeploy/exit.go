@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
@@ -46,9 +45,6 @@ func exitCode(err error) int {
 		return exitRolledBack
 	case errors.Is(err, control.ErrNotRunning):
 		return exitNotRunning
-	case strings.HasPrefix(err.Error(), "flag provided but not defined"),
-		strings.HasPrefix(err.Error(), "Required flag"):
-		return exitUsage // urfave/cli reports flag errors only as text
 	}
 	return exitFailure
 }
