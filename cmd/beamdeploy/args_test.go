@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
 )
 
 func TestReorderArgs(t *testing.T) {
@@ -80,4 +81,24 @@ func TestVersion(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out.Bytes(), &v), out.String())
 	assert.Equal(t, "version", v["message_type"])
 	assert.Equal(t, version, v["version"])
+}
+
+// Quick calls and swaps read different timeout variables: exporting a
+// short one for status must never make an upgrade give up.
+func TestTimeoutEnvironmentByKind(t *testing.T) {
+	calls := map[string]bool{"status": true, "releases": true, "handoff": true}
+	seen := 0
+	for _, c := range newApp(&globals{}).Commands {
+		f := lookupFlag(c.Flags, "--timeout")
+		if f == nil {
+			continue
+		}
+		seen++
+		want := envSwapTimeout
+		if calls[c.Name] {
+			want = envCallTimeout
+		}
+		assert.Equal(t, []string{want}, f.(*cli.DurationFlag).EnvVars, c.Name)
+	}
+	assert.GreaterOrEqual(t, seen, 6)
 }

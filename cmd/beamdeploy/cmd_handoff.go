@@ -26,7 +26,7 @@ func handoffCommand(g *globals) *cli.Command {
 			"prints {\"message_type\":\"handoff\",\"entries\":{KEY: base64 VALUE}}.\n\n" +
 			"EXAMPLES:\n   beamdeploy handoff hello put schema-version 7\n   beamdeploy handoff hello get schema-version\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up after this long", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+			callTimeoutFlag(10 * time.Second),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)

@@ -49,7 +49,7 @@ func tarballFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX (default: TARBALL.sha256 if present)", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
 		&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content"},
-		&cli.DurationFlag{Name: "timeout", Usage: "give up after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+		swapTimeoutFlag(),
 	}
 }
 
@@ -144,7 +144,7 @@ func rollbackCommand(g *globals) *cli.Command {
 			"EXAMPLES:\n   beamdeploy rollback hello\n   beamdeploy rollback hello --to 1.2.3\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
-			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+			swapTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)

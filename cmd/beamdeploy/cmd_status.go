@@ -20,7 +20,7 @@ func statusCommand(g *globals) *cli.Command {
 		Description: "Answers within a second, also during a swap (upgrading: yes).\n\n" +
 			"EXAMPLES:\n   beamdeploy status hello\n   beamdeploy --json status hello | jq .active.release\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up after this long", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+			callTimeoutFlag(5 * time.Second),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)

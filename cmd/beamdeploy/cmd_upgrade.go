@@ -63,7 +63,7 @@ func reloadCommand(g *globals) *cli.Command {
 			"into a fresh instance of the active release.\n\n" +
 			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n   beamdeploy reload hello   # restart without downtime\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "timeout", Usage: "give up (and roll back) after this long; 0 means no limit", EnvVars: []string{"BEAMDEPLOY_TIMEOUT"}},
+			swapTimeoutFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -106,6 +106,23 @@ func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *c
 	cl := g.client(app)
 	defer cl.Close()
 	return do(ctx, cl, filepath.Base(f.Name()), f, opts)
+}
+
+// Timeouts come in two kinds with their own environment variables, so that
+// making quick calls snappy never makes a swap give up (and roll back).
+const (
+	envCallTimeout = "BEAMDEPLOY_CALL_TIMEOUT" // status, releases, handoff
+	envSwapTimeout = "BEAMDEPLOY_SWAP_TIMEOUT" // upgrade, hot-upgrade, reload, rollback, stage
+)
+
+// callTimeoutFlag is --timeout of a quick call (default def).
+func callTimeoutFlag(def time.Duration) cli.Flag {
+	return &cli.DurationFlag{Name: "timeout", Value: def, Usage: "give up after this long", EnvVars: []string{envCallTimeout}}
+}
+
+// swapTimeoutFlag is --timeout of a swap or an upload (default: none).
+func swapTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "timeout", Usage: "give up after this long (a swap not past its cutover is rolled back); 0 means no limit", EnvVars: []string{envSwapTimeout}}
 }
 
 func contextWithTimeout(c *cli.Context, d time.Duration) (context.Context, context.CancelFunc) {
