@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"log/slog"
 	"os"
@@ -113,8 +115,17 @@ func appArg(c *cli.Context) (string, error) {
 	return app, nil
 }
 
-func (g *globals) client(app string) *control.Client {
-	return control.NewClient(app, g.paths.ControlSocket(app))
+// errNoSuchApp is returned for an app that was never set up on this host.
+var errNoSuchApp = errors.New("no app named")
+
+// client returns a client of app's parent; an app without a config file
+// was never set up here, which is said before anything is dialled.
+func (g *globals) client(app string) (*control.Client, error) {
+	if _, err := os.Stat(g.paths.Config(app)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %s on this host (no %s); set it up with: beamdeploy init %s --listen ADDR --exec CMD",
+			errNoSuchApp, app, g.paths.Config(app), app)
+	}
+	return control.NewClient(app, g.paths.ControlSocket(app)), nil
 }
 
 // logger builds the daemon's logger: text on stderr, without timestamps

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
 )
 
 func TestReorderArgs(t *testing.T) {
@@ -101,4 +104,25 @@ func TestTimeoutEnvironmentByKind(t *testing.T) {
 		assert.Equal(t, []string{want}, f.(*cli.DurationFlag).EnvVars, c.Name)
 	}
 	assert.GreaterOrEqual(t, seen, 6)
+}
+
+// An app that was never set up is named as such, with the command that
+// sets it up, before anything is dialled; a set-up app whose parent does
+// not run says how to start it, without Go's HTTP internals.
+func TestUnknownAppAndStoppedParent(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Run: dir}}
+	app := newApp(g)
+	code := g.exit(app.RunContext(t.Context(), []string{"bd", "status", "nosuch"}))
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut.String(), "no app named nosuch on this host")
+	assert.Contains(t, errOut.String(), "beamdeploy init nosuch")
+
+	require.NoError(t, os.WriteFile(g.paths.Config("hello"), []byte("{}"), 0o644))
+	errOut.Reset()
+	code = g.exit(app.RunContext(t.Context(), []string{"bd", "status", "hello"}))
+	assert.Equal(t, exitNotRunning, code)
+	assert.Contains(t, errOut.String(), "does not exist; start it with: systemctl start hello.service")
+	assert.NotContains(t, errOut.String(), "http://")
 }

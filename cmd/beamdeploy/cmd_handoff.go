@@ -35,7 +35,10 @@ func handoffCommand(g *globals) *cli.Command {
 			}
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
-			cl := g.client(app)
+			cl, err := g.client(app)
+			if err != nil {
+				return err
+			}
 			defer cl.Close()
 			args := c.Args().Tail()
 			want := map[string]int{"put": 3, "get": 2, "list": 1, "delete": 2}

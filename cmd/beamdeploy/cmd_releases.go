@@ -112,7 +112,10 @@ func releasesCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl := g.client(app)
+			cl, err := g.client(app)
+			if err != nil {
+				return err
+			}
 			defer cl.Close()
 			rs, err := cl.Releases(c.Context)
 			if err != nil {
@@ -153,7 +156,10 @@ func rollbackCommand(g *globals) *cli.Command {
 			}
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
-			cl := g.client(app)
+			cl, err := g.client(app)
+			if err != nil {
+				return err
+			}
 			defer cl.Close()
 			res, err := cl.Rollback(ctx, c.String("to"), g.progress())
 			return g.printResult(app, res, err)

@@ -27,7 +27,10 @@ func statusCommand(g *globals) *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl := g.client(app)
+			cl, err := g.client(app)
+			if err != nil {
+				return err
+			}
 			defer cl.Close()
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()

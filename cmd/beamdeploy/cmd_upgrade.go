@@ -72,7 +72,10 @@ func reloadCommand(g *globals) *cli.Command {
 			}
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
-			cl := g.client(app)
+			cl, err := g.client(app)
+			if err != nil {
+				return err
+			}
 			defer cl.Close()
 			res, err := cl.Reload(ctx, g.progress())
 			return g.printResult(app, res, err)
@@ -103,7 +106,10 @@ func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *c
 	defer f.Close()
 	ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 	defer cancel()
-	cl := g.client(app)
+	cl, err := g.client(app)
+	if err != nil {
+		return err
+	}
 	defer cl.Close()
 	return do(ctx, cl, filepath.Base(f.Name()), f, opts)
 }

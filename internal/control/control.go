@@ -12,6 +12,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/swap"
@@ -139,7 +140,18 @@ const (
 
 // NotRunningError explains how to start a parent that does not answer.
 func NotRunningError(app, socket string, cause error) error {
-	return fmt.Errorf("%w: no answer on %s (%v); start it with: systemctl start %s.service", ErrNotRunning, socket, cause, app)
+	return fmt.Errorf("%w: %s %s; start it with: systemctl start %s.service", ErrNotRunning, socket, why(cause), app)
+}
+
+// why says in plain words why a unix socket did not answer.
+func why(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return "does not exist"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refuses connections (nothing listens on it)"
+	}
+	return "does not answer"
 }
 
 // Handoff endpoints: GET PathHandoff lists; GET, PUT and DELETE
