@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -167,8 +170,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Load reads and validates a configuration file. Unknown fields are
-// errors, reported with their line.
+// Load reads and validates a configuration file. Syntax errors, type
+// errors and unknown fields are reported at their line and column; the
+// file's "app" must be the app its name says (APP.json).
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -178,7 +182,15 @@ func Load(path string) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("%w: %s:%d: %w", ErrInvalid, path, errorLine(b, dec.InputOffset(), err), err)
+		ln, col := position(b, errorOffset(b, dec.InputOffset(), err))
+		return Config{}, fmt.Errorf("%w: %s:%d:%d: %s", ErrInvalid, path, ln, col, plainJSONError(err))
+	}
+	if dec.More() {
+		ln, col := position(b, dec.InputOffset())
+		return Config{}, fmt.Errorf("%w: %s:%d:%d: unexpected text after the closing }", ErrInvalid, path, ln, col)
+	}
+	if want := strings.TrimSuffix(filepath.Base(path), ".json"); c.App != want {
+		return Config{}, fmt.Errorf("%w: %s: \"app\" is %q but the file is for %q: a config file is named after its app (APP.json)", ErrInvalid, path, c.App, want)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
@@ -186,24 +198,79 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
-// errorLine finds the line of a decoding error: the unknown field's own
-// line, or the line where the decoder stopped.
-func errorLine(b []byte, off int64, err error) int {
+// errorOffset finds where a decoding error is: the unknown field's own
+// key, the offending value of a type error, the byte a syntax error
+// stopped at, or else where the decoder stopped.
+func errorOffset(b []byte, off int64, err error) int64 {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return max(se.Offset-1, 0) // Offset counts the offending byte
+	case errors.As(err, &te):
+		// Offset is just after the offending value; point at its start.
+		return valueStart(b, te.Offset)
+	}
 	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
 		if i := bytes.Index(b, []byte(m[1])); i >= 0 {
-			off = int64(i)
+			return int64(i)
 		}
 	}
-	return line(b, off)
+	return off
+}
+
+// valueStart walks back from end (just after a JSON value) to the value's
+// first byte: past the value to the ':' or '[' or ',' before it.
+func valueStart(b []byte, end int64) int64 {
+	end = min(end, int64(len(b)))
+	i := end - 1
+	for i > 0 && !strings.ContainsRune(":[,", rune(b[i])) {
+		i--
+	}
+	i++
+	for i < end && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainJSONError words a decoding error for an operator editing the file.
+func plainJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%q must be %s, not a JSON %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "the file ends before the JSON object does"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return k.String()
 }
 
 var unknownField = regexp.MustCompile(`unknown field (".*")$`)
 
-func line(b []byte, off int64) int {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	return bytes.Count(b[:off], []byte("\n")) + 1
+// position returns the 1-based line and column of byte offset off in b.
+func position(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	before := b[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
 }
 
 // Marshal encodes c as indented JSON with a trailing newline.

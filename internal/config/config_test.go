@@ -42,3 +42,28 @@ func TestValidateApp(t *testing.T) {
 		}
 	}
 }
+
+// Every kind of mistake is reported at its own line and column, in words
+// an operator editing the file understands.
+func TestLoadErrorsNameLineAndColumn(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"trailing comma", "{\n  \"app\": \"x\",\n  \"exec\": [\"bin/x\"],\n}\n", "x.json:4:1: invalid character '}'"},
+		{"type error", "{\n  \"app\": \"x\",\n  \"exec\": [\"bin/x\"],\n  \"keep_releases\": \"5\"\n}\n", "x.json:4:20: \"keep_releases\" must be a whole number, not a JSON string"},
+		{"list expected", "{\n  \"app\": \"x\",\n  \"exec\": \"bin/x\"\n}\n", "x.json:3:11: \"exec\" must be a list, not a JSON string"},
+		{"unknown field", "{\n  \"app\": \"x\",\n    \"exce\": [\"a\"]\n}\n", "x.json:3:5: unknown field \"exce\""},
+		{"truncated", "{\n  \"app\": \"x\",\n", "the file ends before the JSON object does"},
+		{"text after", "{\"app\": \"x\", \"exec\": [\"bin/x\"]}\n{}\n", "x.json:2:1: unexpected text after the closing }"},
+		{"other app", "{\"app\": \"y\", \"exec\": [\"bin/y\"]}\n", "\"app\" is \"y\" but the file is for \"x\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.json")
+			require.NoError(t, os.WriteFile(p, []byte(tt.text), 0o644))
+			_, err := config.Load(p)
+			require.ErrorIs(t, err, config.ErrInvalid)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
