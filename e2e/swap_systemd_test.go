@@ -101,7 +101,7 @@ func TestSystemdConcurrentUpgradeRefusedAndStatusAnswers(t *testing.T) {
 	other := release(t, "1.2.0")
 	done := make(chan error, 1)
 	go func() { _, _, err := a.upgrade(slow); done <- err }()
-	require.Eventually(t, func() bool { return a.status().Upgrading }, 5*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return a.status().Upgrading }, 30*time.Second, 50*time.Millisecond)
 
 	begin := time.Now()
 	st := a.status()
