@@ -16,13 +16,17 @@ func statusCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "show APP's active instance, release and last swap",
-		UsageText: "beamdeploy status APP [--json]",
-		Description: "Answers within a second, also during a swap (upgrading: yes).\n\n" +
+		UsageText: "beamdeploy status [APP] [--json]",
+		Description: "Answers within a second, also during a swap (upgrading: yes). Without APP:\n" +
+			"every app, as `beamdeploy list`.\n\n" +
 			"EXAMPLES:\n   beamdeploy status hello\n   beamdeploy --json status hello | jq .active.release\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			callTimeoutFlag(5 * time.Second),
 		},
 		Action: func(c *cli.Context) error {
+			if !c.Args().Present() {
+				return g.runList(c.Context, c.Duration("timeout")) // every app
+			}
 			app, err := appArg(c)
 			if err != nil {
 				return err

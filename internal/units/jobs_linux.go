@@ -319,3 +319,15 @@ func (m *Manager) Enable(ctx context.Context, names ...string) error {
 	}
 	return nil
 }
+
+// Disable disables the unit files names (removes their [Install] links).
+func (m *Manager) Disable(ctx context.Context, names ...string) error {
+	err := m.do(ctx, func(c *sd.Conn) error {
+		_, err := c.DisableUnitFilesContext(ctx, names, false)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("disable %v: %w", names, err)
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/units"
+)
+
+func listCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "list",
+		Usage:     "list every app set up on this host: release, state, last swap",
+		UsageText: "beamdeploy list [--json]",
+		Description: "Apps are the configs in /etc/beamdeploy; each parent is asked for its status\n" +
+			"(all at once, each bounded by --timeout). `beamdeploy status` without an APP\n" +
+			"does the same. With --json: {\"message_type\":\"apps\",\"apps\":[{\"app\",\"state\",\n" +
+			"\"release\",\"unit\",\"pid\",\"upgrading\",\"last_swap\",\"error\"}]}.\n\n" +
+			"EXAMPLES:\n   beamdeploy list\n   beamdeploy --json list | jq -r '.apps[] | select(.state != \"serving\") | .app'\n\n" + exitStatusHelp,
+		Flags:  []cli.Flag{callTimeoutFlag(5 * time.Second)},
+		Action: func(c *cli.Context) error { return g.runList(c.Context, c.Duration("timeout")) },
+	}
+}
+
+// appSummary is one line of `beamdeploy list`.
+type appSummary struct {
+	App       string       `json:"app"`
+	State     string       `json:"state"` // serving, swapping, idle, parent-down, unreadable
+	Release   string       `json:"release,omitempty"`
+	Unit      string       `json:"unit,omitempty"`
+	PID       int          `json:"pid,omitempty"`
+	Upgrading bool         `json:"upgrading"`
+	LastSwap  *swapSummary `json:"last_swap,omitempty"`
+	Error     string       `json:"error,omitempty"`
+}
+
+type swapSummary struct {
+	ID      string    `json:"id"`
+	Release string    `json:"release"`
+	Started time.Time `json:"started"`
+	OK      bool      `json:"ok"`
+}
+
+// apps returns the names of the apps set up on this host, sorted.
+func (g *globals) apps() ([]string, error) {
+	dir := filepath.Dir(g.paths.Config("x"))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && !e.IsDir() && config.ValidateApp(name) == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+func (g *globals) runList(ctx context.Context, timeout time.Duration) error {
+	names, err := g.apps()
+	if err != nil {
+		return err
+	}
+	sums := make([]appSummary, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { sums[i] = g.summarise(ctx, name, timeout) })
+	}
+	wg.Wait()
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "apps", "apps": sums})
+	}
+	if len(sums) == 0 {
+		_, err := fmt.Fprintf(g.stdout, "no apps on this host; set one up with: beamdeploy init APP --listen ADDR --exec CMD\n")
+		return err
+	}
+	return printApps(g.stdout, sums)
+}
+
+// summarise asks app's parent for its status, bounded by timeout.
+func (g *globals) summarise(ctx context.Context, app string, timeout time.Duration) appSummary {
+	s := appSummary{App: app}
+	cl, err := g.client(app)
+	if err != nil {
+		s.State, s.Error = "unreadable", err.Error()
+		return s
+	}
+	defer cl.Close()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	st, err := cl.Status(ctx)
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		s.State, s.Error = "parent-down", err.Error()
+		return s
+	case err != nil:
+		s.State, s.Error = "unreadable", err.Error()
+		return s
+	}
+	s.Upgrading = st.Upgrading
+	s.State = "idle"
+	if a := st.Active; a != nil {
+		s.State, s.Release, s.Unit, s.PID = "serving", a.Release, a.Unit, a.PID
+	}
+	if st.Upgrading {
+		s.State = "swapping"
+	}
+	if l := st.LastSwap; l != nil {
+		s.LastSwap = &swapSummary{ID: l.ID, Release: l.Release, Started: l.Started, OK: l.OK}
+	}
+	return s
+}
+
+func printApps(w io.Writer, sums []appSummary) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tSTATE\tRELEASE\tUNIT\tLAST SWAP")
+	for _, s := range sums {
+		last := "-"
+		if l := s.LastSwap; l != nil {
+			outcome := "ok"
+			if !l.OK {
+				outcome = "failed"
+			}
+			last = fmt.Sprintf("%s to %s, %s", l.Started.Local().Format(time.DateTime), orDash(l.Release), outcome)
+		}
+		state := s.State
+		if s.State == "parent-down" {
+			state += " (systemctl start " + s.App + ".service)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.App, state, orDash(s.Release), orDash(s.Unit), last)
+	}
+	return tw.Flush()
+}
+
+func removeCommand(g *globals) *cli.Command {
+	return &cli.Command{
+		Name:      "remove",
+		Usage:     "stop APP and remove its units and config (--purge: also its releases and state)",
+		UsageText: "beamdeploy remove APP [--purge]",
+		Description: "Stops APP.service (the parent drains and stops the instances, as systemctl stop\n" +
+			"does) and APP.socket: the app stops serving. Then disables them and removes\n" +
+			"APP.socket, APP.service and /etc/beamdeploy/APP.json. Your instance drop-ins in\n" +
+			"/etc/systemd/system/APP@.service.d/ are kept (and named). --purge also removes\n" +
+			"/var/lib/beamdeploy/APP (releases, handoff store, history) and /run/beamdeploy/APP.\n" +
+			"Without --purge a later `beamdeploy init APP` finds the releases again.\n\n" +
+			"EXAMPLES:\n   beamdeploy remove hello\n   beamdeploy remove hello --purge\n\n" + exitStatusHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "purge", Usage: "also remove the app's releases and state"},
+		},
+		Action: func(c *cli.Context) error {
+			app, err := appArg(c)
+			if err != nil {
+				return err
+			}
+			return g.runRemove(c.Context, app, c.Bool("purge"))
+		},
+	}
+}
+
+// removed is what `beamdeploy --json remove` prints.
+type removed struct {
+	MessageType string   `json:"message_type"` // "removed"
+	App         string   `json:"app"`
+	Purged      bool     `json:"purged"`
+	Removed     []string `json:"removed"`
+	Kept        []string `json:"kept,omitempty"`
+}
+
+func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
+	unitDir := g.paths.UnitDir()
+	unitFiles := []string{filepath.Join(unitDir, app+".socket"), filepath.Join(unitDir, app+".service")}
+	cfgPath := g.paths.Config(app)
+	if !slices.ContainsFunc(append(slices.Clone(unitFiles), cfgPath), exists) {
+		return fmt.Errorf("%w %s on this host (no %s and no units)", errNoSuchApp, app, cfgPath)
+	}
+	out := removed{MessageType: "removed", App: app, Purged: purge, Removed: []string{}}
+	say := func(format string, args ...any) {
+		if !g.json {
+			fmt.Fprintf(g.stderr, format+"\n", args...)
+		}
+	}
+	if err := stopApp(ctx, app, say); err != nil {
+		return err
+	}
+	paths := append(unitFiles, cfgPath)
+	if purge {
+		paths = append(paths, g.paths.StateDir(app), g.paths.RunDir(app))
+	}
+	for _, p := range paths {
+		if !exists(p) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+		out.Removed = append(out.Removed, p)
+		say("removed %s", p)
+	}
+	if err := reloadUnits(ctx); err != nil {
+		return err
+	}
+	if d := filepath.Join(unitDir, app+"@.service.d"); exists(d) {
+		out.Kept = append(out.Kept, d)
+		say("kept %s (your instance drop-ins; remove it yourself if you no longer need it)", d)
+	}
+	if !purge && exists(g.paths.StateDir(app)) {
+		out.Kept = append(out.Kept, g.paths.StateDir(app))
+		say("kept %s (releases and state; beamdeploy remove %s --purge removes them)", g.paths.StateDir(app), app)
+	}
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(out)
+	}
+	fmt.Fprintf(g.stdout, "removed %s\n", app)
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// stopApp stops the parent (which stops its instances), the socket and
+// any instance left behind, and disables the app's units.
+func stopApp(ctx context.Context, app string, say func(string, ...any)) error {
+	um, err := units.Dial(ctx)
+	if err != nil {
+		return fmt.Errorf("%w (removing an app needs a running systemd)", err)
+	}
+	defer um.Close()
+	for _, u := range []string{app + ".service", app + ".socket", app + "@blue.service", app + "@green.service"} {
+		if _, err := um.Stop(ctx, u); err != nil {
+			return fmt.Errorf("stop %s: %w", u, err)
+		}
+		_ = um.ResetFailed(ctx, u) // a unit that never failed or is gone has nothing to reset
+		say("stopped %s", u)
+	}
+	if err := um.Disable(ctx, app+".socket", app+".service"); err != nil {
+		return fmt.Errorf("disable %s: %w", app, err)
+	}
+	return nil
+}
+
+// reloadUnits makes systemd forget the removed unit files.
+func reloadUnits(ctx context.Context) error {
+	um, err := units.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer um.Close()
+	return um.Reload(ctx)
+}

@@ -1,0 +1,88 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type listedApp struct {
+	App     string `json:"app"`
+	State   string `json:"state"`
+	Release string `json:"release"`
+	Unit    string `json:"unit"`
+}
+
+// list runs `beamdeploy --json ARGS...` and returns the apps it listed by name.
+func (a *app) list(args ...string) map[string]listedApp {
+	a.t.Helper()
+	out, err := exec.CommandContext(a.t.Context(), a.bin, append([]string{"--json"}, args...)...).Output()
+	require.NoError(a.t, err)
+	var msg struct {
+		MessageType string      `json:"message_type"`
+		Apps        []listedApp `json:"apps"`
+	}
+	require.NoError(a.t, json.Unmarshal(out, &msg), string(out))
+	require.Equal(a.t, "apps", msg.MessageType)
+	byName := map[string]listedApp{}
+	for _, l := range msg.Apps {
+		byName[l.App] = l
+	}
+	return byName
+}
+
+// list shows every app with its state; remove --purge leaves no unit,
+// config, release or state behind; remove without --purge keeps the
+// releases and state.
+func TestSystemdListAndRemove(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+	idle := newApp(t)
+
+	apps := a.list("list")
+	require.Contains(t, apps, a.name)
+	assert.Equal(t, "serving", apps[a.name].State)
+	assert.Equal(t, "1.0.0", apps[a.name].Release)
+	assert.Equal(t, a.status().Active.Unit, apps[a.name].Unit)
+	require.Contains(t, apps, idle.name)
+	assert.Equal(t, "idle", apps[idle.name].State)
+	assert.Equal(t, apps, a.list("status"), "status without an app lists every app")
+
+	unit := apps[a.name].Unit
+	out, err := a.run("remove", a.name, "--purge")
+	require.NoError(t, err, out)
+	for _, u := range []string{a.name + ".service", a.name + ".socket", unit} {
+		assert.Equal(t, "not-found", show(u, "LoadState"), "%s is gone", u)
+	}
+	for _, p := range []string{
+		"/etc/beamdeploy/" + a.name + ".json",
+		"/etc/systemd/system/" + a.name + ".socket",
+		"/etc/systemd/system/" + a.name + ".service",
+		"/etc/systemd/system/sockets.target.wants/" + a.name + ".socket",
+		"/etc/systemd/system/multi-user.target.wants/" + a.name + ".service",
+		"/var/lib/beamdeploy/" + a.name,
+		"/run/beamdeploy/" + a.name,
+	} {
+		_, err := os.Lstat(p)
+		assert.ErrorIs(t, err, os.ErrNotExist, "%s is gone", p)
+	}
+	_, err = a.get()
+	assert.Error(t, err, "nothing listens on the removed app's address")
+	assert.NotContains(t, a.list("list"), a.name)
+	out, err = a.run("status", a.name)
+	assert.Equal(t, 1, exitCode(err), out)
+	assert.Contains(t, out, "no app named "+a.name)
+
+	out, err = idle.run("remove", idle.name)
+	require.NoError(t, err, out)
+	assert.Equal(t, "not-found", show(idle.name+".service", "LoadState"))
+	_, err = os.Stat(filepath.Join("/var/lib/beamdeploy", idle.name))
+	assert.NoError(t, err, "without --purge the state is kept")
+	assert.Contains(t, out, "--purge removes them")
+}
