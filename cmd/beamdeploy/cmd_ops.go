@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,14 +58,19 @@ func checkCommand(g *globals) *cli.Command {
 		Description: "Checks /etc/beamdeploy/APP.json (errors name file and line), that APP.socket\n" +
 			"and APP.service exist and pass systemd-analyze verify, and that no unit file\n" +
 			"APP@.service exists (it would break the transient instances). Exits 1 on any\n" +
-			"problem.\n\n" +
+			"problem. Warns, without failing, when the instances run as root (\"user\":\n" +
+			"\"root\", or no \"user\" in a configuration written before dynamic users) or a\n" +
+			"static user would take the place of the dynamic one.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
 				return err
 			}
-			problems := runCheck(c.Context, g, app)
+			problems, warnings := runCheck(c.Context, g, app)
+			for _, w := range warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
 			if len(problems) > 0 {
 				for _, p := range problems {
 					fmt.Fprintf(g.stderr, "error: %s\n", p)
@@ -77,10 +83,13 @@ func checkCommand(g *globals) *cli.Command {
 	}
 }
 
-func runCheck(ctx context.Context, g *globals, app string) []string {
-	var problems []string
-	if _, err := config.Load(g.paths.Config(app)); err != nil {
+// runCheck returns the problems that make check fail and the warnings it
+// prints besides.
+func runCheck(ctx context.Context, g *globals, app string) (problems, warnings []string) {
+	if cfg, err := config.Load(g.paths.Config(app)); err != nil {
 		problems = append(problems, err.Error())
+	} else {
+		problems, warnings = checkUser(g.paths, cfg)
 	}
 	dir := g.paths.UnitDir()
 	tmpl := filepath.Join(dir, app+"@.service")
@@ -104,5 +113,27 @@ func runCheck(ctx context.Context, g *globals, app string) []string {
 			}
 		}
 	}
-	return problems
+	return problems, warnings
+}
+
+// checkUser checks who cfg's instances run as.
+func checkUser(p config.Paths, cfg config.Config) (problems, warnings []string) {
+	path := p.Config(cfg.App)
+	switch who := cfg.RunAs(); {
+	case who.Root():
+		warnings = append(warnings, rootWarning(p, cfg))
+	case who.Dynamic:
+		if err := staticUserClash(who.User); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: \"user\": \"%s\": %s", path, cfg.User, err))
+		}
+	default:
+		u, err := user.Lookup(who.User)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: \"user\": %s: %s (create it, e.g. useradd --system %s, or use \"%s\")",
+				path, who.User, err, who.User, config.DynamicUser))
+		} else if u.Uid == "0" {
+			warnings = append(warnings, fmt.Sprintf("%s: \"user\": %s has uid 0: instances run as root", path, who.User))
+		}
+	}
+	return problems, warnings
 }
