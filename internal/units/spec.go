@@ -17,6 +17,8 @@ type Spec struct {
 	Environment      []string // "KEY=value"
 	WorkingDirectory string
 	User             string        // empty: root
+	TimeoutStart     time.Duration // READY=1 must arrive within this; 0: systemd's default
+	TimeoutStop      time.Duration // SIGKILL after this; 0: systemd's default
 	// DynamicUser makes systemd allocate User while the unit runs
 	// (DynamicUser=yes); units naming the same User share its uid. systemd
 	// then also applies ProtectSystem=strict, ProtectHome=read-only,
@@ -27,8 +29,6 @@ type Spec struct {
 	// owned by its user (StateDirectory=); the process finds it in
 	// $STATE_DIRECTORY. Empty: none.
 	StateDirectory string
-	TimeoutStart     time.Duration // READY=1 must arrive within this; 0: systemd's default
-	TimeoutStop      time.Duration // SIGKILL after this; 0: systemd's default
 	// LogExtraFields are "FIELD=value" journal fields added to every line
 	// the unit logs (FIELD upper case, as journald requires).
 	LogExtraFields []string
