@@ -84,6 +84,9 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 	if err := checkInit(g.paths, o, files); err != nil {
 		return err
 	}
+	if err := safefile.Dir(filepath.Dir(g.paths.Config(o.app)), 0o755); err != nil {
+		return err
+	}
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Dir(f.path), err)
@@ -93,14 +96,18 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 		}
 		fmt.Fprintf(g.stdout, "wrote %s\n", f.path)
 	}
+	if who := cfg.RunAs(); who.Dynamic {
+		fmt.Fprintf(g.stdout, "instances run as %s, a user systemd allocates while they run; the app may write only into $STATE_DIRECTORY (%s)\n",
+			who.User, filepath.Join("/var/lib", who.StateDirectory))
+	}
 	if exe, err := self(); err == nil && units.HiddenByPrivateTmp(exe) {
 		fmt.Fprintf(g.stderr, "warning: %s is under a temporary directory: instances will run without PrivateTmp= so that they can exec it; install beamdeploy in /usr/local/bin\n", exe)
 	}
 	if w := rootWarning(g.paths, cfg); w != "" {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
-	if err := os.MkdirAll(g.paths.StateDir(o.app), 0o755); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
+	if err := safefile.Dir(g.paths.StateDir(o.app), 0o755); err != nil {
+		return err
 	}
 	if o.noStart {
 		fmt.Fprintf(g.stdout, "next: systemctl daemon-reload && systemctl enable --now %s.socket %s.service\n", o.app, o.app)
