@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,11 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
 // modeRow is one row of the README's "Files and their modes" table.
@@ -255,4 +258,38 @@ func requireReleaseModes(t *testing.T, dir string) {
 		}
 		return nil
 	}))
+}
+
+// A configuration written before dynamic users has no "user": its app
+// keeps running as root, check warns and says how to change that, and the
+// change it names runs the app as its dynamic user.
+func TestSystemdConfigWithoutUserKeepsRunningAsRoot(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	a.editConfig(func(c *config.Config) { c.User = "" })
+	a.mustUpgrade(release(t, "1.0.0"))
+	unit := a.status().Active.Unit
+	uid, _ := owner(t, "/proc/"+strconv.Itoa(mainPID(t, unit)))
+	assert.Zero(t, uid, "an instance of a configuration without \"user\" runs as root")
+	assert.Equal(t, "no", show(unit, "DynamicUser"))
+
+	out, err := a.run("check", a.name)
+	require.NoError(t, err, "a warning is not a failure: %s", out)
+	assert.Contains(t, out, `warning: `+config.Paths{}.Config(a.name)+` has no "user": instances of `+a.name+` run as root`)
+	assert.Contains(t, out, `set "user": "dynamic" in `+config.Paths{}.Config(a.name)+` and run systemctl restart `+a.name)
+
+	a.editConfig(func(c *config.Config) { c.User = config.DynamicUser }) // restarts the parent, which restarts the app
+	require.Eventually(t, func() bool { // no require: Eventually runs this off the test goroutine
+		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()
+		var st control.Status
+		return err == nil && json.Unmarshal(out, &st) == nil && st.Active != nil && st.Active.Release == "1.0.0" &&
+			show(st.Active.Unit, "ActiveState") == "active"
+	}, 20*time.Second, 100*time.Millisecond)
+	unit = a.status().Active.Unit
+	uid, _ = owner(t, "/proc/"+strconv.Itoa(mainPID(t, unit)))
+	assert.True(t, uid >= config.DynamicUIDMin && uid <= config.DynamicUIDMax, "uid %d after the change", uid)
+	requireServing(t, a, "1.0.0")
+	out, err = a.run("check", a.name)
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, "warning")
 }
