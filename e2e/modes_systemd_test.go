@@ -279,7 +279,8 @@ func TestSystemdConfigWithoutUserKeepsRunningAsRoot(t *testing.T) {
 	assert.Contains(t, out, `set "user": "dynamic" in `+config.Paths{}.Config(a.name)+` and run systemctl restart `+a.name)
 
 	a.editConfig(func(c *config.Config) { c.User = config.DynamicUser }) // restarts the parent, which restarts the app
-	require.Eventually(t, func() bool {                                  // no require: Eventually runs this off the test goroutine
+	// No require inside: Eventually runs the condition off the test goroutine.
+	require.Eventually(t, func() bool {
 		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()
 		var st control.Status
 		return err == nil && json.Unmarshal(out, &st) == nil && st.Active != nil && st.Active.Release == "1.0.0" &&
