@@ -35,7 +35,7 @@ func initCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "init",
 		Usage:     "set APP up: write APP.socket, APP.service and /etc/beamdeploy/APP.json, then start them",
-		UsageText: "beamdeploy init APP --listen ADDR [--listen ADDR]... --exec 'CMD ARGS' [--user USER]",
+		UsageText: "beamdeploy init APP --listen ADDR [--listen ADDR]... --exec 'CMD ARGS' [--user dynamic|root|USER]",
 		Description: "ADDR is anything ListenStream= takes: 8080, 127.0.0.1:8080, [::1]:8080,\n" +
 			"/run/APP.sock. CMD is relative to the release root (bin/APP). Refuses to\n" +
 			"overwrite existing files without --force. Customise instances with drop-ins in\n" +
