@@ -59,8 +59,9 @@ func checkCommand(g *globals) *cli.Command {
 			"and APP.service exist and pass systemd-analyze verify, and that no unit file\n" +
 			"APP@.service exists (it would break the transient instances). Exits 1 on any\n" +
 			"problem. Warns, without failing, when the instances run as root (\"user\":\n" +
-			"\"root\", or no \"user\" in a configuration written before dynamic users) or a\n" +
-			"static user would take the place of the dynamic one.\n\n" +
+			"\"root\", or no \"user\" in a configuration written before dynamic users), when a\n" +
+			"static user would take the place of the dynamic one, and when files of staged\n" +
+			"releases are writable by group or others.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -91,6 +92,9 @@ func runCheck(ctx context.Context, g *globals, app string) (problems, warnings [
 	} else {
 		problems, warnings = checkUser(g.paths, cfg)
 	}
+	if w := writableReleases(filepath.Join(g.paths.StateDir(app), "releases")); w != "" {
+		warnings = append(warnings, w)
+	}
 	dir := g.paths.UnitDir()
 	tmpl := filepath.Join(dir, app+"@.service")
 	if _, err := os.Stat(tmpl); err == nil {
@@ -114,6 +118,27 @@ func runCheck(ctx context.Context, g *globals, app string) (problems, warnings [
 		}
 	}
 	return problems, warnings
+}
+
+// writableReleases warns about files and directories in the releases
+// directory dir that group or others may write: releases staged before
+// beamdeploy masked the archive's modes keep them.
+func writableReleases(dir string) string {
+	n := 0
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { // best effort: a warning
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			n++
+		}
+		return nil
+	})
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d files or directories in %s are writable by group or others (staged before beamdeploy masked the modes of releases), "+
+		"so whoever may write them chooses what the app runs next: chmod -R go-w %s", n, dir, dir)
 }
 
 // checkUser checks who cfg's instances run as.

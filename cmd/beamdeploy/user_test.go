@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -62,4 +64,18 @@ func TestStaticUserClash(t *testing.T) {
 	assert.Contains(t, err.Error(), "a static user daemon (uid 1) exists")
 	assert.Contains(t, err.Error(), "--user daemon")
 	assert.NoError(t, staticUserClash("bd-no-such-app-here"))
+}
+
+func TestCheckWarnsAboutWritableReleases(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "1.0.0", "bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "1.0.0", "bin", "app"), nil, 0o755))
+	require.NoError(t, os.Symlink("/tmp", filepath.Join(dir, "1.0.0", "link"))) // 0777, but a link
+	assert.Empty(t, writableReleases(dir))
+	assert.Empty(t, writableReleases(filepath.Join(dir, "missing")))
+	require.NoError(t, os.Chmod(filepath.Join(dir, "1.0.0", "bin"), 0o777))
+	require.NoError(t, os.Chmod(filepath.Join(dir, "1.0.0", "bin", "app"), 0o775))
+	w := writableReleases(dir)
+	assert.Contains(t, w, "2 files or directories in "+dir+" are writable by group or others")
+	assert.Contains(t, w, "chmod -R go-w "+dir)
 }
