@@ -25,7 +25,9 @@ func TestSystemdInstancesHardenedAndOverridable(t *testing.T) {
 	unit := a.status().Active.Unit
 	assert.Equal(t, "yes", show(unit, "NoNewPrivileges"))
 	assert.Equal(t, "yes", show(unit, "PrivateTmp"))
-	assert.Equal(t, "full", show(unit, "ProtectSystem"))
+	assert.Equal(t, "yes", show(unit, "PrivateDevices"))
+	assert.Equal(t, "yes", show(unit, "DynamicUser"))
+	assert.Equal(t, "strict", show(unit, "ProtectSystem"), "DynamicUser=yes makes it strict")
 	out, _ := exec.Command("systemd-analyze", "security", "--no-pager", unit).CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	t.Logf("systemd-analyze security %s: %s", unit, lines[len(lines)-1])
@@ -34,11 +36,11 @@ func TestSystemdInstancesHardenedAndOverridable(t *testing.T) {
 	dir := filepath.Join("/etc/systemd/system", a.name+"@.service.d")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // cleanup
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "override.conf"), []byte("[Service]\nPrivateTmp=no\nEnvironment=HELLO_EXTRA=1\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "override.conf"), []byte("[Service]\nPrivateDevices=no\nEnvironment=HELLO_EXTRA=1\n"), 0o644))
 	require.NoError(t, exec.Command("systemctl", "daemon-reload").Run())
 	a.mustUpgrade(release(t, "1.1.0"))
 	unit = a.status().Active.Unit
-	assert.Equal(t, "no", show(unit, "PrivateTmp"), "the drop-in overrides the default")
+	assert.Equal(t, "no", show(unit, "PrivateDevices"), "the drop-in overrides the default")
 	assert.Equal(t, "yes", show(unit, "NoNewPrivileges"), "other defaults stay")
 	assert.Contains(t, show(unit, "Environment"), "HELLO_EXTRA=1")
 	requireServing(t, a, "1.1.0")

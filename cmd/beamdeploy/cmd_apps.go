@@ -207,7 +207,9 @@ func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
 	}
 	paths := append(unitFiles, cfgPath)
 	if purge {
-		paths = append(paths, g.paths.StateDir(app), g.paths.RunDir(app))
+		// A dynamic user's StateDirectory= lives under /var/lib/private;
+		// the app's state directory only holds a symlink to it.
+		paths = append(paths, g.paths.StateDir(app), g.paths.RunDir(app), filepath.Join(privateStateDir, config.DataDir(app)))
 	}
 	for _, p := range paths {
 		if !exists(p) {
@@ -236,6 +238,10 @@ func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
 	fmt.Fprintf(g.stdout, "removed %s\n", app)
 	return nil
 }
+
+// privateStateDir is where systemd keeps the StateDirectory= of units
+// with DynamicUser=yes.
+const privateStateDir = "/var/lib/private"
 
 func exists(p string) bool {
 	_, err := os.Lstat(p)

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/parent"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
@@ -33,16 +35,21 @@ func initCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "init",
 		Usage:     "set APP up: write APP.socket, APP.service and /etc/beamdeploy/APP.json, then start them",
-		UsageText: "beamdeploy init APP --listen ADDR [--listen ADDR]... --exec 'CMD ARGS' [--user USER]",
+		UsageText: "beamdeploy init APP --listen ADDR [--listen ADDR]... --exec 'CMD ARGS' [--user dynamic|root|USER]",
 		Description: "ADDR is anything ListenStream= takes: 8080, 127.0.0.1:8080, [::1]:8080,\n" +
 			"/run/APP.sock. CMD is relative to the release root (bin/APP). Refuses to\n" +
 			"overwrite existing files without --force. Customise instances with drop-ins in\n" +
 			"/etc/systemd/system/APP@.service.d/*.conf (MemoryMax=, Environment=, ...).\n\n" +
+			"Instances run as a dynamic user (--user dynamic, the default): systemd allocates\n" +
+			"bd-APP while they run, both colours share it, and the app writes only into\n" +
+			"$STATE_DIRECTORY (/var/lib/beamdeploy/APP/data); its release is read-only.\n" +
+			"--user NAME runs them as an existing user; --user root as root, so that whoever\n" +
+			"may deploy (group beamdeploy) runs code as root.\n\n" +
 			"EXAMPLES:\n   beamdeploy init hello --listen 127.0.0.1:8080 --exec 'bin/hello'\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "listen", Usage: "address to listen on (repeatable; required)"},
 			&cli.StringFlag{Name: "exec", Usage: "command line of the app, relative to the release root (required)"},
-			&cli.StringFlag{Name: "user", Usage: "run instances as this user (default root)"},
+			&cli.StringFlag{Name: "user", Value: config.DynamicUser, Usage: "run instances as this existing user, or as root; \"dynamic\": a user systemd allocates for the app (DynamicUser=yes)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: config.DefaultReadyTimeout, Usage: "how long a new instance may take to send READY=1"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long an old instance may drain before it is killed"},
 			&cli.DurationFlag{Name: "settle", Value: config.DefaultSettle, Usage: "how long a new instance must keep running after READY=1 before the old one is stopped (0 turns it off)"},
@@ -75,11 +82,14 @@ type plannedFile struct {
 }
 
 func runInit(ctx context.Context, g *globals, o initOptions) error {
-	files, err := planInit(g.paths, o)
+	cfg, files, err := planInit(g.paths, o)
 	if err != nil {
 		return err
 	}
 	if err := checkInit(g.paths, o, files); err != nil {
+		return err
+	}
+	if err := safefile.Dir(filepath.Dir(g.paths.Config(o.app)), 0o755); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -91,11 +101,18 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 		}
 		fmt.Fprintf(g.stdout, "wrote %s\n", f.path)
 	}
-	if exe, err := self(); err == nil && (strings.HasPrefix(exe, "/tmp/") || strings.HasPrefix(exe, "/var/tmp/")) {
+	if who := cfg.RunAs(); who.Dynamic {
+		fmt.Fprintf(g.stdout, "instances run as %s, a user systemd allocates while they run; the app may write only into $STATE_DIRECTORY (%s)\n",
+			who.User, filepath.Join("/var/lib", who.StateDirectory))
+	}
+	if exe, err := self(); err == nil && units.HiddenByPrivateTmp(exe) {
 		fmt.Fprintf(g.stderr, "warning: %s is under a temporary directory: instances will run without PrivateTmp= so that they can exec it; install beamdeploy in /usr/local/bin\n", exe)
 	}
-	if err := os.MkdirAll(g.paths.StateDir(o.app), 0o755); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
+	if w := rootWarning(g.paths, cfg); w != "" {
+		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
+	if err := safefile.Dir(g.paths.StateDir(o.app), 0o755); err != nil {
+		return err
 	}
 	if o.noStart {
 		fmt.Fprintf(g.stdout, "next: systemctl daemon-reload && systemctl enable --now %s.socket %s.service\n", o.app, o.app)
@@ -108,10 +125,47 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 	return nil
 }
 
-func planInit(p config.Paths, o initOptions) ([]plannedFile, error) {
+func planInit(p config.Paths, o initOptions) (config.Config, []plannedFile, error) {
+	cfg, err := initConfig(o)
+	if err != nil {
+		return cfg, nil, err
+	}
+	switch who := cfg.RunAs(); {
+	case who.Dynamic:
+		if err := staticUserClash(who.User); err != nil {
+			return cfg, nil, &usageError{fmt.Errorf("--user %s: %w", config.DynamicUser, err)}
+		}
+	case !who.Root():
+		if _, err := user.Lookup(cfg.User); err != nil {
+			return cfg, nil, usageErrorf("--user %s: %w (create it first, e.g. useradd --system %s)", cfg.User, err, cfg.User)
+		}
+	}
+	exe, err := self()
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.RunAs().Dynamic && units.HiddenByPrivateTmp(exe) {
+		return cfg, nil, fmt.Errorf("%s is under a temporary directory: instances of a dynamic user always get a private /tmp and could not run it; install beamdeploy in /usr/local/bin", exe)
+	}
+	cfgData, err := cfg.Marshal()
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, []plannedFile{
+		{p.Config(o.app), cfgData, 0o644},
+		{filepath.Join(p.UnitDir(), o.app+".socket"), []byte(socketUnit(cfg)), 0o644},
+		{filepath.Join(p.UnitDir(), o.app+".service"), []byte(serviceUnit(cfg, exe)), 0o644},
+	}, nil
+}
+
+// initConfig is the configuration init writes for o.
+func initConfig(o initOptions) (config.Config, error) {
 	argv, err := config.SplitCommand(o.exec)
 	if err != nil {
-		return nil, &usageError{fmt.Errorf("--exec: %w", err)}
+		return config.Config{}, &usageError{fmt.Errorf("--exec: %w", err)}
+	}
+	if o.user == "" {
+		o.user = config.DynamicUser
 	}
 	cfg := config.Config{App: o.app, Listen: o.listen, Exec: argv, User: o.user,
 		ReadyTimeout: config.Duration(o.readyTimeout), DrainTimeout: config.Duration(o.drainTimeout)}
@@ -120,31 +174,45 @@ func planInit(p config.Paths, o initOptions) ([]plannedFile, error) {
 		cfg.Settle = &s
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, &usageError{err}
+		return config.Config{}, &usageError{err}
 	}
 	for _, l := range o.listen {
 		if strings.ContainsAny(l, "\n\r") || strings.TrimSpace(l) == "" {
-			return nil, usageErrorf("--listen %q: not an address", l)
+			return config.Config{}, usageErrorf("--listen %q: not an address", l)
 		}
 	}
-	if o.user != "" {
-		if _, err := user.Lookup(o.user); err != nil {
-			return nil, usageErrorf("--user %s: %w (create it first, e.g. useradd --system %s)", o.user, err, o.user)
-		}
-	}
-	exe, err := self()
+	return cfg, nil
+}
+
+// staticUserClash reports a static user named like the dynamic user name:
+// systemd would run the instances as that user instead of allocating one.
+func staticUserClash(name string) error {
+	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, err
+		return nil // no such user: systemd allocates it
 	}
-	cfgData, err := cfg.Marshal()
-	if err != nil {
-		return nil, err
+	if uid, err := strconv.Atoi(u.Uid); err == nil && uid >= config.DynamicUIDMin && uid <= config.DynamicUIDMax {
+		return nil // the dynamic user itself, allocated while an instance runs
 	}
-	return []plannedFile{
-		{p.Config(o.app), cfgData, 0o644},
-		{filepath.Join(p.UnitDir(), o.app+".socket"), []byte(socketUnit(cfg)), 0o644},
-		{filepath.Join(p.UnitDir(), o.app+".service"), []byte(serviceUnit(cfg, exe)), 0o644},
-	}, nil
+	return fmt.Errorf("a static user %s (uid %s) exists, and systemd would run the instances as it instead of a dynamic user: "+
+		"remove it (userdel %s), or run them as it on purpose with --user %s", name, u.Uid, name, name)
+}
+
+// rootWarning says what it means that cfg runs its instances as root, and
+// how to change it; "" when they do not run as root.
+func rootWarning(p config.Paths, cfg config.Config) string {
+	app, path := cfg.App, p.Config(cfg.App)
+	change := fmt.Sprintf("set \"user\": \"%s\" in %s and run systemctl restart %s (the app may then write only into $STATE_DIRECTORY, %s)",
+		config.DynamicUser, path, app, filepath.Join("/var/lib", config.DataDir(app)))
+	switch cfg.User {
+	case "root":
+		return fmt.Sprintf("instances of %s run as root (\"user\": \"root\"), so whoever may deploy (root and group %s) runs code as root; unless the app needs root, %s",
+			app, parent.DeployGroup, change)
+	case "":
+		return fmt.Sprintf("%s has no \"user\": instances of %s run as root, as they did before beamdeploy ran apps as dynamic users, so whoever may deploy (root and group %s) runs code as root; to run them as a user systemd allocates, %s",
+			path, app, parent.DeployGroup, change)
+	}
+	return ""
 }
 
 func checkInit(p config.Paths, o initOptions, files []plannedFile) error {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,14 +58,20 @@ func checkCommand(g *globals) *cli.Command {
 		Description: "Checks /etc/beamdeploy/APP.json (errors name file and line), that APP.socket\n" +
 			"and APP.service exist and pass systemd-analyze verify, and that no unit file\n" +
 			"APP@.service exists (it would break the transient instances). Exits 1 on any\n" +
-			"problem.\n\n" +
+			"problem. Warns, without failing, when the instances run as root (\"user\":\n" +
+			"\"root\", or no \"user\" in a configuration written before dynamic users), when a\n" +
+			"static user would take the place of the dynamic one, and when files of staged\n" +
+			"releases are writable by group or others.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
 				return err
 			}
-			problems := runCheck(c.Context, g, app)
+			problems, warnings := runCheck(c.Context, g, app)
+			for _, w := range warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
 			if len(problems) > 0 {
 				for _, p := range problems {
 					fmt.Fprintf(g.stderr, "error: %s\n", p)
@@ -77,10 +84,16 @@ func checkCommand(g *globals) *cli.Command {
 	}
 }
 
-func runCheck(ctx context.Context, g *globals, app string) []string {
-	var problems []string
-	if _, err := config.Load(g.paths.Config(app)); err != nil {
+// runCheck returns the problems that make check fail and the warnings it
+// prints besides.
+func runCheck(ctx context.Context, g *globals, app string) (problems, warnings []string) {
+	if cfg, err := config.Load(g.paths.Config(app)); err != nil {
 		problems = append(problems, err.Error())
+	} else {
+		problems, warnings = checkUser(g.paths, cfg)
+	}
+	if w := writableReleases(filepath.Join(g.paths.StateDir(app), "releases")); w != "" {
+		warnings = append(warnings, w)
 	}
 	dir := g.paths.UnitDir()
 	tmpl := filepath.Join(dir, app+"@.service")
@@ -104,5 +117,48 @@ func runCheck(ctx context.Context, g *globals, app string) []string {
 			}
 		}
 	}
-	return problems
+	return problems, warnings
+}
+
+// writableReleases warns about files and directories in the releases
+// directory dir that group or others may write: releases staged before
+// beamdeploy masked the archive's modes keep them.
+func writableReleases(dir string) string {
+	n := 0
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { // best effort: a warning
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			n++
+		}
+		return nil
+	})
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d files or directories in %s are writable by group or others (staged before beamdeploy masked the modes of releases), "+
+		"so whoever may write them chooses what the app runs next: chmod -R go-w %s", n, dir, dir)
+}
+
+// checkUser checks who cfg's instances run as.
+func checkUser(p config.Paths, cfg config.Config) (problems, warnings []string) {
+	path := p.Config(cfg.App)
+	switch who := cfg.RunAs(); {
+	case who.Root():
+		warnings = append(warnings, rootWarning(p, cfg))
+	case who.Dynamic:
+		if err := staticUserClash(who.User); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: \"user\": \"%s\": %s", path, cfg.User, err))
+		}
+	default:
+		u, err := user.Lookup(who.User)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: \"user\": %s: %s (create it, e.g. useradd --system %s, or use \"%s\")",
+				path, who.User, err, who.User, config.DynamicUser))
+		} else if u.Uid == "0" {
+			warnings = append(warnings, fmt.Sprintf("%s: \"user\": %s has uid 0: instances run as root", path, who.User))
+		}
+	}
+	return problems, warnings
 }

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,17 +16,25 @@ import (
 
 var update = flag.Bool("update", false, "rewrite packaging/systemd from the generator")
 
-func fixtureConfig() config.Config {
-	return config.Config{App: "hello", Listen: []string{"127.0.0.1:8080", "[::1]:8080"}, Exec: []string{"bin/hello"},
-		ReadyTimeout: config.Duration(60 * time.Second), DrainTimeout: config.Duration(30 * time.Second)}
+// fixtureConfig is what `beamdeploy init hello --listen 127.0.0.1:8080
+// --listen [::1]:8080 --exec bin/hello` writes.
+func fixtureConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := initConfig(initOptions{app: "hello", listen: []string{"127.0.0.1:8080", "[::1]:8080"}, exec: "bin/hello",
+		readyTimeout: config.DefaultReadyTimeout, drainTimeout: config.DefaultDrainTimeout, settle: config.DefaultSettle})
+	require.NoError(t, err)
+	return cfg
 }
 
-// The example units shipped in packaging/systemd are exactly what
-// `beamdeploy init hello --listen 127.0.0.1:8080 --listen [::1]:8080
-// --exec bin/hello` writes for /usr/bin/beamdeploy.
+// The example configuration and units shipped in packaging/systemd are
+// exactly what `beamdeploy init hello --listen 127.0.0.1:8080 --listen
+// [::1]:8080 --exec bin/hello` writes for /usr/bin/beamdeploy.
 func TestUnitFixturesMatchInit(t *testing.T) {
-	cfg := fixtureConfig()
+	cfg := fixtureConfig(t)
+	cfgData, err := cfg.Marshal()
+	require.NoError(t, err)
 	files := map[string]string{
+		"hello.json":    string(cfgData),
 		"hello.socket":  socketUnit(cfg),
 		"hello.service": serviceUnit(cfg, "/usr/bin/beamdeploy"),
 	}
@@ -48,7 +55,7 @@ func TestSystemdAnalyzeVerifyInitUnits(t *testing.T) {
 	dir := t.TempDir()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	cfg := fixtureConfig()
+	cfg := fixtureConfig(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.socket"), []byte(socketUnit(cfg)), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.service"), []byte(serviceUnit(cfg, exe)), 0o644))
 	out, err := exec.Command("systemd-analyze", "verify", "--man=no",

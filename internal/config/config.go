@@ -46,6 +46,7 @@ type Config struct {
 	// User runs the instances: DynamicUser (what init writes by default),
 	// "root", or the name of a static user. Empty means root: configs
 	// written before dynamic users keep running their app as they did.
+	// RunAs turns it into unit settings.
 	User string `json:"user,omitempty"`
 	// ReadyTimeout bounds how long a new instance may take to send
 	// READY=1; DefaultReadyTimeout when zero.

@@ -16,6 +16,7 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
+	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/beamdeploy/beamdeploy/internal/units"
@@ -75,8 +76,10 @@ type daemon struct {
 func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []sockact.FD, um *units.Manager) (*daemon, error) {
 	app := opts.App
 	stateDir := opts.Paths.StateDir(app)
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create state directory: %w", err)
+	// 0755: instances, as the app's user, reach their release and hot
+	// upgrade record in it (see README, "Files and their modes").
+	if err := safefile.Dir(stateDir, 0o755); err != nil {
+		return nil, err
 	}
 	store := &release.Store{Dir: stateDir}
 	if err := store.CleanStaging(); err != nil {
@@ -112,8 +115,8 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 func (d *daemon) run(ctx context.Context) error {
 	app := d.opts.App
 	runDir := d.opts.Paths.RunDir(app)
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return fmt.Errorf("create runtime directory: %w", err)
+	if err := safefile.Dir(runDir, 0o755); err != nil {
+		return err
 	}
 	// Both sockets are open to all local users; every connection is then
 	// authorised by its SO_PEERCRED (see auth.go).

@@ -50,10 +50,3 @@ func TestPreviousRelease(t *testing.T) {
 func TestStatusLine(t *testing.T) {
 	assert.Contains(t, statusLine("hello", swapStatusFixture()), "serving hello 1.1.0 on hello@green.service (pid 42); last swap 0.42 s ok")
 }
-
-func TestUnderTmp(t *testing.T) {
-	assert.True(t, underTmp("/tmp/ci/main/bin/beamdeploy"))
-	assert.True(t, underTmp("/var/tmp/x"))
-	assert.False(t, underTmp("/usr/local/bin/beamdeploy"))
-	assert.False(t, underTmp("/tmpfoo/x"))
-}

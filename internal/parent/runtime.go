@@ -161,6 +161,7 @@ func (r *instances) command(rel release.Release) []string {
 
 func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	argv := r.command(rel)
+	who := r.cfg.RunAs()
 	return units.Spec{
 		Description: fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
 		ExecStart:   append([]string{r.self, "exec", r.app, "--"}, argv...),
@@ -168,11 +169,13 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		// unit's own release may be pruned; a restart then runs the
 		// hot-upgraded release, from its directory (see ReadHotRecord).
 		WorkingDirectory: "-" + rel.Dir,
-		User:             r.cfg.User,
+		User:             who.User,
+		DynamicUser:      who.Dynamic,
+		StateDirectory:   who.StateDirectory,
 		TimeoutStart:     r.cfg.Ready(),
 		TimeoutStop:      r.cfg.Drain(),
 		Hardened:         true,
-		SharedTmp:        underTmp(r.self) || underTmp(argv[0]),
+		SharedTmp:        units.HiddenByPrivateTmp(r.self) || units.HiddenByPrivateTmp(argv[0]),
 		RestartDelay:     restartDelay,
 		FDs:              r.fds,
 		Environment: []string{
@@ -189,11 +192,6 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 			"BEAMDEPLOY_COLOR=" + string(inst.Color),
 		},
 	}
-}
-
-// underTmp reports whether path is in a directory PrivateTmp= would hide.
-func underTmp(path string) bool {
-	return strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/")
 }
 
 // releaseOf reads the release an instance unit runs from its environment.

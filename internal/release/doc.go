@@ -28,8 +28,12 @@
 //     the release root;
 //   - duplicate entries and entries under .beamdeploy/ (reserved) are
 //     refused;
-//   - permission bits are kept (setuid, setgid and sticky are dropped),
-//     owners and times in the archive are ignored;
+//   - modes are not taken from the archive beyond its execute bits:
+//     directories and files with any execute bit get 0755, other files
+//     0644 (so nothing is writable by group or others, setuid, setgid and
+//     sticky bits are dropped, and the app's user, who owns none of it,
+//     can read all of it); everything is owned by the extracting process
+//     (root), never by the archive's owners; times are ignored;
 //   - size, entry count, path length and depth, and compression ratio are
 //     bounded by [Limits].
 //

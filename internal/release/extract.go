@@ -35,7 +35,6 @@ type extractor struct {
 	src     *source
 	inf     *inflated
 	nodes   map[string]kind
-	modes   map[string]fs.FileMode // of explicit directories
 	links   []link
 	entries int // headers read plus implicit directories
 	used    int // entries other than the root and global headers
@@ -67,7 +66,7 @@ func extract(ctx context.Context, dir, app string, src *source, lim Limits) (ext
 		return extracted{}, fmt.Errorf("extract: %w", err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, lim: lim, src: src, app: app, nodes: map[string]kind{}, modes: map[string]fs.FileMode{}}
+	x := &extractor{root: root, lim: lim, src: src, app: app, nodes: map[string]kind{}}
 	gz, err := gzip.NewReader(src)
 	if err != nil {
 		return extracted{}, x.readErr("read gzip header", err)
@@ -151,7 +150,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case err != nil:
 		return err
 	case p == "." && hdr.Typeflag == tar.TypeDir:
-		return nil // the release root itself always gets mode 0755
+		return nil // the release root is a directory like any other
 	case p == ".":
 		return fmt.Errorf("%w: entry %q: the release root must be a directory", ErrInvalidRelease, hdr.Name)
 	}
@@ -163,7 +162,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return x.dir(p, hdr)
+		return x.dir(p)
 	case tar.TypeSymlink:
 		return x.symlink(p, hdr)
 	default:
@@ -251,13 +250,11 @@ func (x *extractor) claim(p string, k kind) error {
 	return nil
 }
 
-func (x *extractor) dir(p string, hdr *tar.Header) error {
+func (x *extractor) dir(p string) error {
 	existed := x.nodes[p] == kindImplicitDir
 	if err := x.claim(p, kindDir); err != nil {
 		return err
 	}
-	// Owner rwx keeps the tree removable when not running as root.
-	x.modes[p] = fs.FileMode(hdr.Mode)&fs.ModePerm | 0o700
 	if existed {
 		return nil
 	}
@@ -316,14 +313,31 @@ func (x *extractor) write(f *os.File, p string, hdr *tar.Header, r io.Reader) er
 	if n != hdr.Size {
 		return fmt.Errorf("%w: entry %q: %d of %d bytes", ErrInvalidRelease, p, n, hdr.Size)
 	}
-	// Only permission bits: setuid, setgid and sticky are dropped.
-	if err := f.Chmod(fs.FileMode(hdr.Mode) & fs.ModePerm); err != nil {
+	if err := f.Chmod(fileMode(hdr.Mode)); err != nil {
 		return fmt.Errorf("chmod %s: %w", p, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	return nil
+}
+
+// Modes in a release: whatever the archive says, nothing is writable but
+// by its owner (the extracting process: root), and everything is readable
+// by the app's user, who owns none of it. Setuid, setgid and sticky bits
+// are dropped.
+const (
+	dirMode  fs.FileMode = 0o755
+	execMode fs.FileMode = 0o755 // a file with any execute bit
+	dataMode fs.FileMode = 0o644 // any other file
+)
+
+// fileMode is the mode of a file whose archive header says mode.
+func fileMode(mode int64) fs.FileMode {
+	if mode&0o111 != 0 {
+		return execMode
+	}
+	return dataMode
 }
 
 // finish picks the release root, applies directory modes and fsyncs every
@@ -342,11 +356,7 @@ func (x *extractor) finish() (string, error) {
 	}
 	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, d := range append(dirs, ".") {
-		mode, ok := x.modes[d]
-		if !ok || d == top {
-			mode = 0o755
-		}
-		if err := syncRootDir(x.root, d, mode); err != nil {
+		if err := syncRootDir(x.root, d, dirMode); err != nil {
 			return "", fmt.Errorf("sync directory %s: %w", d, err)
 		}
 	}

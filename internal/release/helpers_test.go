@@ -31,6 +31,8 @@ type ent struct {
 	major int64
 	minor int64
 	pax   map[string]string
+	uid   int // owner in the header
+	gid   int
 }
 
 func tarOf(t testing.TB, ents ...ent) []byte {
@@ -38,7 +40,7 @@ func tarOf(t testing.TB, ents ...ent) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
-		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link,
+		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Uid: e.uid, Gid: e.gid,
 			Devmajor: e.major, Devminor: e.minor, PAXRecords: e.pax, ModTime: time.Unix(1700000000, 0)}
 		if hdr.Typeflag == 0 {
 			hdr.Typeflag = tar.TypeReg

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,11 +72,11 @@ func TestStageNormal(t *testing.T) {
 func requireNormalTree(t *testing.T, dir string) {
 	t.Helper()
 	requireFile(t, dir, "bin/hello", "#!/bin/sh\necho hello\n", 0o755)
-	requireFile(t, dir, "etc/config.toml", "port = 8080\n", 0o640)
+	requireFile(t, dir, "etc/config.toml", "port = 8080\n", 0o644) // readable by the app's user
 	requireMode(t, dir, ".", fs.ModeDir|0o755)
 	requireMode(t, dir, "bin", fs.ModeDir|0o755)
 	requireMode(t, dir, "share/doc", fs.ModeDir|0o755) // implicit
-	requireMode(t, dir, "private", fs.ModeDir|0o750)
+	requireMode(t, dir, "private", fs.ModeDir|0o755)
 	requireLink(t, dir, "current", "./bin/hello")
 	requireLink(t, dir, "share/doc/config", "../../etc/config.toml")
 	got, err := os.ReadFile(filepath.Join(dir, "share/doc/config"))
@@ -118,9 +119,53 @@ func TestStageStripsModeBits(t *testing.T) {
 	), StageOptions{})
 	require.NoError(t, err)
 	requireMode(t, rel.Dir, "bin/su", 0o755)
-	requireMode(t, rel.Dir, "bin/sg", 0o711)
-	requireMode(t, rel.Dir, "shared", fs.ModeDir|0o777)
+	requireMode(t, rel.Dir, "bin/sg", 0o755)
+	requireMode(t, rel.Dir, "shared", fs.ModeDir|0o755)
 	sb.requireOnly(t, "1.0")
+}
+
+// TestStageReleaseNotWritable stages a tarball whose entries are writable
+// by everyone, or by nobody, and owned by another user: every directory
+// and executable ends up 0755 and every other file 0644, owned by the
+// staging process (root in the parent), so that nobody but root can change
+// a release and the app's user, who owns none of it, can read all of it.
+func TestStageReleaseNotWritable(t *testing.T) {
+	t.Parallel()
+	sb := newSandbox(t)
+	owner := func(e ent) ent { e.uid, e.gid = 4242, 4242; return e }
+	rel, err := sb.stage(t, "hello-1.0.tgz", tgz(t,
+		owner(ent{name: "hello-1.0/", typ: tar.TypeDir, mode: 0o777}),
+		owner(ent{name: "hello-1.0/bin/", typ: tar.TypeDir, mode: 0o777}),
+		owner(ent{name: "hello-1.0/bin/hello", body: "#!/bin/sh\n", mode: 0o777}),
+		owner(ent{name: "hello-1.0/bin/owner-only", body: "#!/bin/sh\n", mode: 0o700}),
+		owner(ent{name: "hello-1.0/etc/config", body: "x", mode: 0o666}),
+		owner(ent{name: "hello-1.0/etc/secret", body: "x", mode: 0o600}),
+		owner(ent{name: "hello-1.0/etc/owner-read", body: "x", mode: 0o400}),
+		owner(ent{name: "hello-1.0/closed/", typ: tar.TypeDir, mode: 0o700}),
+		owner(ent{name: "hello-1.0/closed/f", body: "x", mode: 0o2777}),
+	), StageOptions{})
+	require.NoError(t, err)
+	want := map[string]fs.FileMode{
+		".": fs.ModeDir | 0o755, "bin": fs.ModeDir | 0o755, "etc": fs.ModeDir | 0o755, "closed": fs.ModeDir | 0o755,
+		"bin/hello": 0o755, "bin/owner-only": 0o755, "closed/f": 0o755,
+		"etc/config": 0o644, "etc/secret": 0o644, "etc/owner-read": 0o644,
+		".beamdeploy": fs.ModeDir | 0o755, ".beamdeploy/release.json": 0o644,
+	}
+	got := map[string]fs.FileMode{}
+	require.NoError(t, filepath.WalkDir(rel.Dir, func(path string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		fi, err := os.Lstat(path)
+		require.NoError(t, err)
+		name, err := filepath.Rel(rel.Dir, path)
+		require.NoError(t, err)
+		got[name] = fi.Mode()
+		assert.Zero(t, fi.Mode().Perm()&0o022, "%s is writable by group or others", name)
+		st := fi.Sys().(*syscall.Stat_t)
+		assert.Equal(t, uint32(os.Getuid()), st.Uid, "%s: the archive's owner is ignored", name)
+		assert.Equal(t, uint32(os.Getgid()), st.Gid, "%s: the archive's group is ignored", name)
+		return nil
+	}))
+	assert.Equal(t, want, got)
 }
 
 // TestStageTopLevelDir checks that a single top-level directory is

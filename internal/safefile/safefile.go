@@ -4,7 +4,9 @@
 package safefile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -64,6 +66,27 @@ func RemoveTemps(path string) error {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("remove temp files of %s: %w", path, err)
 		}
+	}
+	return nil
+}
+
+// Dir creates dir and its missing parents with mode perm, whatever the
+// umask, and sets dir's own mode to perm if it existed; parents that
+// existed keep theirs. Use it for directories whose mode others rely on
+// (an app's instances traverse its state directory as another user).
+func Dir(dir string, perm os.FileMode) error {
+	if parent := filepath.Dir(dir); parent != dir {
+		if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
+			if err := Dir(parent, perm); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, perm); err != nil {
+		return fmt.Errorf("set mode of %s: %w", dir, err)
 	}
 	return nil
 }

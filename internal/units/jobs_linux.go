@@ -261,6 +261,12 @@ func (s Spec) properties() ([]sd.Property, error) {
 	if s.User != "" {
 		props = append(props, prop("User", s.User))
 	}
+	if s.DynamicUser {
+		props = append(props, prop("DynamicUser", true))
+	}
+	if s.StateDirectory != "" {
+		props = append(props, prop("StateDirectory", []string{s.StateDirectory}))
+	}
 	if s.TimeoutStart > 0 {
 		props = append(props, prop("TimeoutStartUSec", uint64(s.TimeoutStart.Microseconds())))
 	}

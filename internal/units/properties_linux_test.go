@@ -39,3 +39,16 @@ func TestPropertiesWithoutRestart(t *testing.T) {
 		assert.NotContains(t, p, name)
 	}
 }
+
+func TestPropertiesDynamicUser(t *testing.T) {
+	p := propsByName(t, Spec{ExecStart: []string{"/bin/true"}, User: "bd-hello", DynamicUser: true,
+		StateDirectory: "beamdeploy/hello/data"})
+	assert.Equal(t, "bd-hello", p["User"].Value.Value())
+	assert.Equal(t, true, p["DynamicUser"].Value.Value())
+	assert.Equal(t, []string{"beamdeploy/hello/data"}, p["StateDirectory"].Value.Value())
+
+	p = propsByName(t, Spec{ExecStart: []string{"/bin/true"}})
+	for _, name := range []string{"User", "DynamicUser", "StateDirectory"} {
+		assert.NotContains(t, p, name, "root: systemd's defaults")
+	}
+}

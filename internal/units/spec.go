@@ -19,6 +19,16 @@ type Spec struct {
 	User             string        // empty: root
 	TimeoutStart     time.Duration // READY=1 must arrive within this; 0: systemd's default
 	TimeoutStop      time.Duration // SIGKILL after this; 0: systemd's default
+	// DynamicUser makes systemd allocate User while the unit runs
+	// (DynamicUser=yes); units naming the same User share its uid. systemd
+	// then also applies ProtectSystem=strict, ProtectHome=read-only,
+	// PrivateTmp, RemoveIPC, NoNewPrivileges and RestrictSUIDSGID, and no
+	// drop-in can undo them.
+	DynamicUser bool
+	// StateDirectory, relative to /var/lib, is created for the unit and
+	// owned by its user (StateDirectory=); the process finds it in
+	// $STATE_DIRECTORY. Empty: none.
+	StateDirectory string
 	// LogExtraFields are "FIELD=value" journal fields added to every line
 	// the unit logs (FIELD upper case, as journald requires).
 	LogExtraFields []string
@@ -47,6 +57,12 @@ type Spec struct {
 type FD struct {
 	Num  int
 	Name string
+}
+
+// HiddenByPrivateTmp reports whether path is in a directory that
+// PrivateTmp= replaces with the unit's own (/tmp, /var/tmp).
+func HiddenByPrivateTmp(path string) bool {
+	return strings.HasPrefix(path, "/tmp/") || strings.HasPrefix(path, "/var/tmp/")
 }
 
 // ExtraFDsVersion is the first systemd version that accepts Spec.FDs.
