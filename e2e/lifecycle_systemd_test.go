@@ -68,7 +68,7 @@ func TestSystemdListAndRemove(t *testing.T) {
 		"/etc/systemd/system/multi-user.target.wants/" + a.name + ".service",
 		"/var/lib/beamdeploy/" + a.name,
 		"/run/beamdeploy/" + a.name,
-		"/var/lib/private/beamdeploy/" + a.name + "/data", // the dynamic user's $STATE_DIRECTORY
+		"/var/lib/private/beamdeploy/" + a.name, // the dynamic user's $STATE_DIRECTORY lives below
 	} {
 		_, err := os.Lstat(p)
 		assert.ErrorIs(t, err, os.ErrNotExist, "%s is gone", p)

@@ -209,7 +209,7 @@ func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
 	if purge {
 		// A dynamic user's StateDirectory= lives under /var/lib/private;
 		// the app's state directory only holds a symlink to it.
-		paths = append(paths, g.paths.StateDir(app), g.paths.RunDir(app), filepath.Join(privateStateDir, config.DataDir(app)))
+		paths = append(paths, g.paths.StateDir(app), g.paths.RunDir(app), filepath.Join(privateStateDir, filepath.Dir(config.DataDir(app))))
 	}
 	for _, p := range paths {
 		if !exists(p) {
