@@ -126,3 +126,36 @@ func TestUnknownAppAndStoppedParent(t *testing.T) {
 	assert.Contains(t, errOut.String(), "does not exist; start it with: systemctl start hello.service")
 	assert.NotContains(t, errOut.String(), "http://")
 }
+
+// init refuses values that make no sense, and a host without a running
+// systemd, before it writes anything (so that a retry needs no --force).
+func TestInitChecksBeforeWriting(t *testing.T) {
+	for _, args := range [][]string{
+		{"--ready-timeout", "0s"},
+		{"--drain-timeout", "0s"},
+		{"--settle", "-1s"},
+	} {
+		dir := t.TempDir()
+		var out, errOut bytes.Buffer
+		g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Units: dir, State: dir, Run: dir}}
+		app := newApp(g)
+		code := g.exit(app.RunContext(t.Context(), reorderArgs(app, append([]string{"bd", "init", "hello", "--listen", "8080", "--exec", "bin/hello", "--no-start"}, args...))))
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errOut.String())
+		assert.Contains(t, errOut.String(), args[0])
+		entries, _ := os.ReadDir(dir)
+		assert.Empty(t, entries, "%v: nothing written", args)
+	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd runs here: the no-systemd case is for hosts and CI machines without it")
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Units: dir, State: dir, Run: dir}}
+	app := newApp(g)
+	code := g.exit(app.RunContext(t.Context(), reorderArgs(app, []string{"bd", "init", "hello", "--listen", "8080", "--exec", "bin/hello", "--user", "root"})))
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut.String(), "systemd is not running on this host")
+	assert.Contains(t, errOut.String(), "--no-start")
+	entries, _ := os.ReadDir(dir)
+	assert.Empty(t, entries, "nothing written")
+}

@@ -89,6 +89,11 @@ func runInit(ctx context.Context, g *globals, o initOptions) error {
 	if err := checkInit(g.paths, o, files); err != nil {
 		return err
 	}
+	if !o.noStart {
+		if err := systemdRunning(ctx); err != nil {
+			return err // before anything is written: a retry needs no --force
+		}
+	}
 	if err := safefile.Dir(filepath.Dir(g.paths.Config(o.app)), 0o755); err != nil {
 		return err
 	}
@@ -167,6 +172,14 @@ func initConfig(o initOptions) (config.Config, error) {
 	if o.user == "" {
 		o.user = config.DynamicUser
 	}
+	for flag, d := range map[string]time.Duration{"--ready-timeout": o.readyTimeout, "--drain-timeout": o.drainTimeout} {
+		if d <= 0 {
+			return config.Config{}, usageErrorf("%s %s: must be more than 0 (leave it out for the default)", flag, d)
+		}
+	}
+	if o.settle < 0 {
+		return config.Config{}, usageErrorf("--settle %s: must not be negative (0 turns the settle window off)", o.settle)
+	}
 	cfg := config.Config{App: o.app, Listen: o.listen, Exec: argv, User: o.user,
 		ReadyTimeout: config.Duration(o.readyTimeout), DrainTimeout: config.Duration(o.drainTimeout)}
 	if o.settle != config.DefaultSettle {
@@ -236,6 +249,19 @@ func checkInit(p config.Paths, o initOptions, files []plannedFile) error {
 		return fmt.Errorf("refusing to overwrite %s (use --force to replace)", strings.Join(existing, ", "))
 	}
 	return nil
+}
+
+// systemdRunning checks that systemd runs as the init system and answers
+// on D-Bus, which init needs to start the app.
+func systemdRunning(ctx context.Context) error {
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return errors.New("systemd is not running on this host (no /run/systemd/system): init needs it to start the app; write the files only with --no-start")
+	}
+	um, err := units.Dial(ctx)
+	if err != nil {
+		return fmt.Errorf("systemd does not answer on D-Bus (%w): init needs it to start the app; write the files only with --no-start", err)
+	}
+	return um.Close()
 }
 
 func startApp(ctx context.Context, app string) error {

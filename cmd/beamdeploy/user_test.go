@@ -13,7 +13,8 @@ import (
 
 func TestInitRunsInstancesAsADynamicUserByDefault(t *testing.T) {
 	for user, want := range map[string]string{"": config.DynamicUser, config.DynamicUser: config.DynamicUser, "root": "root", "www-data": "www-data"} {
-		cfg, err := initConfig(initOptions{app: "hello", listen: []string{"8080"}, exec: "bin/hello", user: user, settle: config.DefaultSettle})
+		cfg, err := initConfig(initOptions{app: "hello", listen: []string{"8080"}, exec: "bin/hello", user: user, settle: config.DefaultSettle,
+			readyTimeout: config.DefaultReadyTimeout, drainTimeout: config.DefaultDrainTimeout})
 		require.NoError(t, err)
 		assert.Equal(t, want, cfg.User, "--user %q", user)
 	}
