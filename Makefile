@@ -82,10 +82,13 @@ deb:
 	lintian --pedantic --fail-on error,warning dist/beamdeploy_*.deb
 
 # Install cycle in the sandbox: apt install → quickstart → swap → remove → purge.
+# The newer package (version +upgradetest) tests an upgrade under load.
 test-deb: deps deb
 	scripts/example-release 1.0.0
 	scripts/example-release 1.1.0
-	$(SANDBOX) -- packaging/deb/cycle-test $$(ls dist/beamdeploy_*.deb | head -1)
+	rm -rf dist/upgrade && mkdir -p dist/upgrade
+	mv "$$(BEAMDEPLOY_DEB_VERSION_SUFFIX=+upgradetest packaging/deb/build)" dist/upgrade/
+	$(SANDBOX) -- packaging/deb/cycle-test $$(ls dist/beamdeploy_*.deb | head -1) $$(ls dist/upgrade/beamdeploy_*.deb)
 
 # Zero-downtime benchmark against the alternatives, in the sandbox:
 # bench/results.{json,md}, bench/latency.svg. QUICK=1: 10 swaps per scenario.

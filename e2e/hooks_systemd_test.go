@@ -14,8 +14,8 @@ import (
 // setHooks rewrites the app's config and restarts its parent to load it.
 func (a *app) setHooks(h config.Hooks) { a.editConfig(func(c *config.Config) { c.Hooks = h }) }
 
-// editConfig changes the app's APP.json and restarts its parent (which
-// stops and starts its instances).
+// editConfig changes the app's APP.json and restarts its parent, which
+// reads it again (the instances keep running).
 func (a *app) editConfig(edit func(*config.Config)) {
 	a.t.Helper()
 	path := config.Paths{}.Config(a.name)

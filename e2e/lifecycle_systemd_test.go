@@ -87,3 +87,47 @@ func TestSystemdListAndRemove(t *testing.T) {
 	assert.NoError(t, err, "without --purge the state is kept")
 	assert.Contains(t, out, "--purge removes them")
 }
+
+// systemctl restart APP (to load a config change, or after a package
+// upgrade) restarts the parent only: the same instance process keeps
+// serving, nothing fails, and the new config applies to the next swap.
+// systemctl stop APP still stops the app.
+func TestSystemdParentRestartLeavesAppAlone(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+	before := a.status()
+	unit := before.Active.Unit
+	pid, invocation := show(unit, "MainPID"), show(unit, "InvocationID")
+
+	cfgPath := "/etc/beamdeploy/" + a.name + ".json"
+	b, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	cfg["drain_timeout"] = "7s"
+	b, err = json.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfgPath, b, 0o644))
+
+	loadDuring(t, a, func() {
+		out, err := exec.Command("systemctl", "restart", a.name+".service").CombinedOutput()
+		require.NoError(t, err, string(out))
+		after := a.status()
+		assert.NotEqual(t, before.ParentPID, after.ParentPID, "a new parent")
+		require.NotNil(t, after.Active)
+		assert.Equal(t, unit, after.Active.Unit)
+		assert.Equal(t, pid, show(unit, "MainPID"), "the same instance process serves")
+		assert.Equal(t, invocation, show(unit, "InvocationID"))
+		requireServing(t, a, "1.0.0")
+		res := a.mustUpgrade(release(t, "1.1.0"))
+		assert.Equal(t, "7s", show(res.To.Unit, "TimeoutStopUSec"), "the next swap uses the new config")
+	})
+	requireServing(t, a, "1.1.0")
+
+	out, err := exec.Command("systemctl", "stop", a.name+".service").CombinedOutput()
+	require.NoError(t, err, string(out))
+	for _, u := range []string{a.name + "@blue.service", a.name + "@green.service"} {
+		assert.NotEqual(t, "active", show(u, "ActiveState"), "stop stops the app: %s", u)
+	}
+}

@@ -276,9 +276,11 @@ func TestSystemdConfigWithoutUserKeepsRunningAsRoot(t *testing.T) {
 	out, err := a.run("check", a.name)
 	require.NoError(t, err, "a warning is not a failure: %s", out)
 	assert.Contains(t, out, `warning: `+config.Paths{}.Config(a.name)+` has no "user": instances of `+a.name+` run as root`)
-	assert.Contains(t, out, `set "user": "dynamic" in `+config.Paths{}.Config(a.name)+` and run systemctl restart `+a.name)
+	assert.Contains(t, out, `set "user": "dynamic" in `+config.Paths{}.Config(a.name)+`, run systemctl restart `+a.name)
 
-	a.editConfig(func(c *config.Config) { c.User = config.DynamicUser }) // restarts the parent, which restarts the app
+	a.editConfig(func(c *config.Config) { c.User = config.DynamicUser }) // restarts the parent only
+	out, err = a.run("reload", a.name)                                      // a swap into an instance under the new config
+	require.NoError(t, err, out)
 	// No require inside: Eventually runs the condition off the test goroutine.
 	require.Eventually(t, func() bool {
 		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()

@@ -215,8 +215,8 @@ func staticUserClash(name string) error {
 // how to change it; "" when they do not run as root.
 func rootWarning(p config.Paths, cfg config.Config) string {
 	app, path := cfg.App, p.Config(cfg.App)
-	change := fmt.Sprintf("set \"user\": \"%s\" in %s and run systemctl restart %s (the app may then write only into $STATE_DIRECTORY, %s)",
-		config.DynamicUser, path, app, filepath.Join("/var/lib", config.DataDir(app)))
+	change := fmt.Sprintf("set \"user\": \"%s\" in %s, run systemctl restart %s (the parent reloads its config; the app keeps running) and beamdeploy reload %s (a zero-downtime swap into an instance that runs as the new user; it may then write only into $STATE_DIRECTORY, %s)",
+		config.DynamicUser, path, app, app, filepath.Join("/var/lib", config.DataDir(app)))
 	switch cfg.User {
 	case "root":
 		return fmt.Sprintf("instances of %s run as root (\"user\": \"root\"), so whoever may deploy (root and group %s) runs code as root; unless the app needs root, %s",

@@ -29,7 +29,7 @@ func TestCheckUser(t *testing.T) {
 		warning, alsoWarns string
 	}{
 		{"a config from before dynamic users: root, with how to change it", "",
-			"", `/etc/beamdeploy/hello.json has no "user": instances of hello run as root`, `set "user": "dynamic" in /etc/beamdeploy/hello.json and run systemctl restart hello`},
+			"", `/etc/beamdeploy/hello.json has no "user": instances of hello run as root`, `set "user": "dynamic" in /etc/beamdeploy/hello.json, run systemctl restart hello (the parent reloads its config; the app keeps running) and beamdeploy reload hello`},
 		{"root on purpose", "root",
 			"", `run as root ("user": "root"), so whoever may deploy (root and group beamdeploy) runs code as root`, "$STATE_DIRECTORY, /var/lib/beamdeploy/hello/data"},
 		{"dynamic", config.DynamicUser, "", "", ""},

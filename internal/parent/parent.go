@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -143,10 +144,17 @@ func (d *daemon) run(ctx context.Context) error {
 
 	<-ctx.Done()
 	d.notify("STOPPING=1")
-	d.log.Info("stopping: stopping instances", "app", app)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Drain()+shutdownGrace)
 	defer cancel()
-	err = d.machine.Shutdown(sctx)
+	if d.restarting(sctx) {
+		// systemctl restart APP (a config change, a package upgrade): the
+		// instances keep serving and the next parent adopts them.
+		d.log.Info("restarting: leaving the instances running for the next parent", "app", app)
+		err = d.machine.Detach(sctx)
+	} else {
+		d.log.Info("stopping: stopping instances", "app", app)
+		err = d.machine.Shutdown(sctx)
+	}
 	_ = httpSrv.Shutdown(sctx) // streams end with their swaps, which Shutdown ended
 	stopBroker()
 	<-brokerDone
@@ -154,6 +162,18 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("stop instances: %w", err)
 	}
 	return nil
+}
+
+// restarting reports whether the parent is being restarted (systemd's job
+// for APP.service is a restart) rather than stopped. When that cannot be
+// told, it is a stop, as before.
+func (d *daemon) restarting(ctx context.Context) bool {
+	job, err := d.units.JobType(ctx, d.opts.App+".service")
+	if err != nil {
+		d.log.Warn("could not tell a restart from a stop: stopping the instances", "err", err)
+		return false
+	}
+	return strings.Contains(job, "restart")
 }
 
 // authorizeBroker hands listener fds only to the app's instances (and

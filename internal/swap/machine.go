@@ -180,10 +180,11 @@ func (m *Machine) save() error {
 	return m.opts.Save(st)
 }
 
-// Shutdown refuses new swaps, cancels a running one (which rolls back if
-// the old instance is still there), waits for it, then stops every
-// instance. Use it when the parent is told to stop.
-func (m *Machine) Shutdown(ctx context.Context) error {
+// Detach refuses new swaps, cancels a running one (which rolls back if
+// the old instance is still there) and waits for it, leaving the
+// instances running: use it when the parent restarts, and the next parent
+// adopts them.
+func (m *Machine) Detach(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
 	cancel, done := m.cancel, m.done
@@ -195,6 +196,16 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for the running swap to end: %w", ctx.Err())
 		}
+	}
+	return nil
+}
+
+// Shutdown refuses new swaps, cancels a running one (which rolls back if
+// the old instance is still there), waits for it, then stops every
+// instance. Use it when the parent is told to stop.
+func (m *Machine) Shutdown(ctx context.Context) error {
+	if err := m.Detach(ctx); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	active := m.active

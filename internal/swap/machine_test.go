@@ -290,6 +290,25 @@ func TestShutdownCancelsSwapAndStopsActive(t *testing.T) {
 	require.ErrorIs(t, err, swap.ErrShuttingDown)
 }
 
+// Detach (a parent restart) ends a running swap like Shutdown but leaves
+// the active instance running for the next parent.
+func TestDetachCancelsSwapAndLeavesActive(t *testing.T) {
+	rt, entered, _ := blockingStart()
+	m := newMachine(rt, swap.Options{})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "2"}, nil); done <- err }()
+	<-entered
+	require.NoError(t, m.Detach(t.Context()))
+	require.ErrorIs(t, <-done, swap.ErrRolledBack)
+	assert.Equal(t, []string{"start app@blue.service 1", "start app@green.service 2", "stop app@green.service"}, rt.Calls())
+	require.NotNil(t, m.Status().Active)
+	assert.Equal(t, "app@blue.service", m.Status().Active.Unit)
+	_, err = m.Swap(t.Context(), swap.Request{Release: "3"}, nil)
+	require.ErrorIs(t, err, swap.ErrShuttingDown)
+}
+
 func TestAdoptPanicsDuringSwap(t *testing.T) {
 	rt, entered, release := blockingStart()
 	m := newMachine(rt, swap.Options{})

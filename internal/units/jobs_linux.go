@@ -337,3 +337,23 @@ func (m *Manager) Disable(ctx context.Context, names ...string) error {
 	}
 	return nil
 }
+
+// JobType returns the type of the job queued for unit name ("stop",
+// "restart", "try-restart", ...), or "" when none is.
+func (m *Manager) JobType(ctx context.Context, name string) (string, error) {
+	var jobs []sd.JobStatus
+	err := m.do(ctx, func(c *sd.Conn) error {
+		var err error
+		jobs, err = c.ListJobsContext(ctx)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("list jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if j.Unit == name {
+			return j.JobType, nil
+		}
+	}
+	return "", nil
+}

@@ -51,5 +51,8 @@ func (m *Manager) Stop(context.Context, string) (Unit, error) { return Unit{}, e
 // Enable returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Enable(context.Context, ...string) error { return errUnsupported }
 
+// JobType returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) JobType(context.Context, string) (string, error) { return "", errUnsupported }
+
 // Disable returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Disable(context.Context, ...string) error { return errUnsupported }
