@@ -279,7 +279,7 @@ func TestSystemdConfigWithoutUserKeepsRunningAsRoot(t *testing.T) {
 	assert.Contains(t, out, `set "user": "dynamic" in `+config.Paths{}.Config(a.name)+`, run systemctl restart `+a.name)
 
 	a.editConfig(func(c *config.Config) { c.User = config.DynamicUser }) // restarts the parent only
-	out, err = a.run("reload", a.name)                                      // a swap into an instance under the new config
+	out, err = a.run("reload", a.name)                                   // a swap into an instance under the new config
 	require.NoError(t, err, out)
 	// No require inside: Eventually runs the condition off the test goroutine.
 	require.Eventually(t, func() bool {
