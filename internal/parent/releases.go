@@ -177,7 +177,7 @@ func (s *server) stageForSwap(ctx context.Context, r *http.Request, out *stream,
 	if err != nil {
 		return rel, err
 	}
-	u, err := s.releases.PinStaged(rel, "an upload")
+	u, err := s.releases.PinStaged(rel, swap.PinHolder(swap.IDFromContext(ctx)))
 	if err != nil {
 		return release.Release{}, fmt.Errorf("release %s changed while it was staged for this swap: %w", rel.Version, err)
 	}

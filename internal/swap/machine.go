@@ -36,6 +36,9 @@ type Options struct {
 // activeHolder is the holder of the active instance's pin.
 const activeHolder = "the active instance"
 
+// PinHolder names the swap id as the holder of the pin on its target.
+func PinHolder(id string) string { return "swap " + id }
+
 // Request asks for a swap.
 type Request struct {
 	// Release to swap to. Ignored when Prepare is set.

@@ -64,8 +64,9 @@ func TestPinsCoverTheTargetAndWhatRuns(t *testing.T) {
 	}
 	m := newMachine(rt, swap.Options{Pin: pins.Pin})
 
-	_, err := m.Swap(t.Context(), swap.Request{Prepare: func(context.Context) (string, error) {
+	_, err := m.Swap(t.Context(), swap.Request{Prepare: func(ctx context.Context) (string, error) {
 		assert.Empty(t, pins.Held(), "nothing chosen, nothing pinned")
+		assert.Equal(t, "swap-1", swap.IDFromContext(ctx))
 		return "1.0", nil
 	}}, nil)
 	require.NoError(t, err)

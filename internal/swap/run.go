@@ -31,7 +31,7 @@ func (e *RollbackError) Is(target error) bool { return target == ErrRolledBack }
 type idKey struct{}
 
 // IDFromContext returns the id of the swap on whose behalf Runtime.Start
-// was called, or "".
+// or Request.Prepare was called, or "".
 func IDFromContext(ctx context.Context) string {
 	id, _ := ctx.Value(idKey{}).(string)
 	return id
@@ -108,14 +108,14 @@ func joinWarning(a, b string) string {
 func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 	release := req.Release
 	if req.Prepare != nil {
-		rel, err := req.Prepare(ctx)
+		rel, err := req.Prepare(context.WithValue(ctx, idKey{}, r.res.ID))
 		if err != nil {
 			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
 		release = rel
 	}
 	if pin := r.m.opts.Pin; pin != nil {
-		unpin, err := pin(release, "swap "+r.res.ID)
+		unpin, err := pin(release, PinHolder(r.res.ID))
 		if err != nil {
 			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
