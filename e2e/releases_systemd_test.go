@@ -178,7 +178,7 @@ func TestSystemdStageForceOfAStartingSwapsTargetIsRefused(t *testing.T) {
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
 	slow := release(t, "2.0.0", "HELLO_READY_DELAY=4s") // bin/hello is a wrapper of bin/hello.real
-	other := release(t, "2.0.0")                         // same name, other content
+	other := release(t, "2.0.0")                        // same name, other content
 	orig, err := os.ReadFile(slow)
 	require.NoError(t, err)
 	sum := sha256.Sum256(orig)
