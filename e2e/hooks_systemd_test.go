@@ -95,7 +95,8 @@ func (a *app) upgradeWatching(tarball, msg string) (control.Result, string, time
 			res = r
 		}
 	}
-	return res, stderr.String(), seen, cmd.Wait()
+	err = cmd.Wait() // before stderr is read: Wait finishes copying it
+	return res, stderr.String(), seen, err
 }
 
 // liveWithMarker returns the live processes (not zombies) whose command
