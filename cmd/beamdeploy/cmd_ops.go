@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,8 +57,8 @@ func checkCommand(g *globals) *cli.Command {
 		UsageText: "beamdeploy check APP",
 		Description: "Checks /etc/beamdeploy/APP.json (errors name file and line), that APP.socket\n" +
 			"and APP.service exist and pass systemd-analyze verify, and that no unit file\n" +
-			"APP@.service exists (it would break the transient instances). Exits 1 on any\n" +
-			"problem.\n\n" +
+			"APP@.service exists (it would break the transient instances), and that the\n" +
+			"user the hooks run as exists. Exits 1 on any problem.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -79,8 +80,10 @@ func checkCommand(g *globals) *cli.Command {
 
 func runCheck(ctx context.Context, g *globals, app string) []string {
 	var problems []string
-	if _, err := config.Load(g.paths.Config(app)); err != nil {
+	if cfg, err := config.Load(g.paths.Config(app)); err != nil {
 		problems = append(problems, err.Error())
+	} else if p := checkHookUser(cfg); p != "" {
+		problems = append(problems, p)
 	}
 	dir := g.paths.UnitDir()
 	tmpl := filepath.Join(dir, app+"@.service")
@@ -105,4 +108,16 @@ func runCheck(ctx context.Context, g *globals, app string) []string {
 		}
 	}
 	return problems
+}
+
+// checkHookUser reports a hook user that does not exist, or "".
+func checkHookUser(cfg config.Config) string {
+	u := cfg.HookUser()
+	if len(cfg.Hooks.BeforeCutover)+len(cfg.Hooks.AfterCutover) == 0 || u == "root" || u == config.DynamicUser {
+		return ""
+	}
+	if _, err := user.Lookup(u); err != nil {
+		return fmt.Sprintf("hooks run as %s: %v: create the user, or set \"hooks\": {\"user\": ...}", u, err)
+	}
+	return ""
 }

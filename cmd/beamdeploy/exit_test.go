@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
@@ -27,4 +28,14 @@ func TestExitCodeOfParentErrors(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, exitCode(tt.err), "%v", tt.err)
 	}
+}
+
+func TestCheckHookUser(t *testing.T) {
+	hooks := config.Hooks{AfterCutover: []string{"/bin/true"}}
+	assert.Empty(t, checkHookUser(config.Config{User: "bdtest-nosuchuser"}), "no hooks, nothing to run")
+	assert.Empty(t, checkHookUser(config.Config{User: config.DynamicUser, Hooks: hooks}))
+	assert.Empty(t, checkHookUser(config.Config{User: "nobody", Hooks: hooks}))
+	assert.Contains(t, checkHookUser(config.Config{User: "bdtest-nosuchuser", Hooks: hooks}), "hooks run as bdtest-nosuchuser")
+	hooks.User = "bdtest-nosuchuser"
+	assert.Contains(t, checkHookUser(config.Config{Hooks: hooks}), "create the user")
 }
