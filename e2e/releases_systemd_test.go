@@ -20,6 +20,7 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/loadgen"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -161,4 +162,62 @@ func TestSystemdDiskFullDuringStaging(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing partial left in staging")
 	requireServing(t, a, "1.0.0")
+}
+
+// statusNow is the app's status, or ok false; it does not fail the test,
+// so that Eventually may call it.
+func (a *app) statusNow() (st control.Status, ok bool) {
+	out, err := exec.CommandContext(a.t.Context(), a.bin, "--json", "status", a.name).Output()
+	return st, err == nil && json.Unmarshal(out, &st) == nil
+}
+
+// `stage --force` of the release a swap is starting is refused, saying it
+// is in use, and the swap completes with the files it chose.
+func TestSystemdStageForceOfAStartingSwapsTargetIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	a.mustUpgrade(release(t, "1.0.0"))
+	slow := release(t, "2.0.0", "HELLO_READY_DELAY=4s") // bin/hello is a wrapper of bin/hello.real
+	other := release(t, "2.0.0")                        // same name, other content
+	orig, err := os.ReadFile(slow)
+	require.NoError(t, err)
+	sum := sha256.Sum256(orig)
+
+	loadDuring(t, a, func() {
+		type outcome struct {
+			res    control.Result
+			stderr string
+			err    error
+		}
+		done := make(chan outcome, 1)
+		go func() { res, stderr, err := a.upgrade(slow); done <- outcome{res, stderr, err} }()
+		require.Eventually(t, func() bool {
+			st, ok := a.statusNow()
+			return ok && st.Phase == swap.PhaseStarting && st.Target == "2.0.0"
+		}, 30*time.Second, 20*time.Millisecond, "the swap starts 2.0.0")
+
+		out, err := a.run("stage", a.name, other, "--force")
+		assert.Equal(t, 6, exitCode(err), out)
+		assert.Contains(t, out, "release 2.0.0 is used by swap ")
+		assert.Contains(t, out, "in use")
+		st, ok := a.statusNow()
+		require.True(t, ok)
+		assert.Equal(t, swap.PhaseStarting, st.Phase, "refused while the swap was starting")
+
+		o := <-done
+		require.NoError(t, o.err, o.stderr)
+		assert.True(t, o.res.OK)
+	})
+	requireServing(t, a, "2.0.0")
+	var rs control.Releases
+	b, err := exec.Command(a.bin, "--json", "releases", a.name).Output()
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rs))
+	for _, r := range rs.Releases {
+		if r.Version == "2.0.0" {
+			assert.Equal(t, hex.EncodeToString(sum[:]), r.SHA256, "the original release")
+		}
+	}
+	_, err = os.Stat(filepath.Join(config.Paths{}.StateDir(a.name), "releases", "2.0.0", "bin", "hello.real"))
+	assert.NoError(t, err, "the original files")
 }

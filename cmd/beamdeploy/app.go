@@ -37,6 +37,7 @@ const exitStatusHelp = `EXIT STATUS:
    3    swap failed and was rolled back (the old release keeps serving)
    4    the parent (APP.service) is not running
    5    another swap is in progress
+   6    the release is in use (serving, draining or being started): --force cannot replace it
    130  interrupted`
 
 func newApp(g *globals) *cli.App {

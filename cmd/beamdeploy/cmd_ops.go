@@ -57,11 +57,12 @@ func checkCommand(g *globals) *cli.Command {
 		UsageText: "beamdeploy check APP",
 		Description: "Checks /etc/beamdeploy/APP.json (errors name file and line), that APP.socket\n" +
 			"and APP.service exist and pass systemd-analyze verify, and that no unit file\n" +
-			"APP@.service exists (it would break the transient instances). Exits 1 on any\n" +
-			"problem. Warns, without failing, when the instances run as root (\"user\":\n" +
-			"\"root\", or no \"user\" in a configuration written before dynamic users), when a\n" +
-			"static user would take the place of the dynamic one, and when files of staged\n" +
-			"releases are writable by group or others.\n\n" +
+			"APP@.service exists (it would break the transient instances), and that the\n" +
+			"user the hooks run as exists. Exits 1 on any problem. Warns, without failing,\n" +
+			"when the instances run as root (\"user\": \"root\", or no \"user\" in a\n" +
+			"configuration written before dynamic users), when a static user would take the\n" +
+			"place of the dynamic one, and when files of staged releases are writable by\n" +
+			"group or others.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -91,6 +92,9 @@ func runCheck(ctx context.Context, g *globals, app string) (problems, warnings [
 		problems = append(problems, err.Error())
 	} else {
 		problems, warnings = checkUser(g.paths, cfg)
+		if p := checkHookUser(cfg); p != "" {
+			problems = append(problems, p)
+		}
 	}
 	if w := writableReleases(filepath.Join(g.paths.StateDir(app), "releases")); w != "" {
 		warnings = append(warnings, w)
@@ -161,4 +165,16 @@ func checkUser(p config.Paths, cfg config.Config) (problems, warnings []string) 
 		}
 	}
 	return problems, warnings
+}
+
+// checkHookUser reports a hook user that does not exist, or "".
+func checkHookUser(cfg config.Config) string {
+	u := cfg.HookUser()
+	if len(cfg.Hooks.BeforeCutover)+len(cfg.Hooks.AfterCutover) == 0 || u == "root" || u == config.DynamicUser {
+		return ""
+	}
+	if _, err := user.Lookup(u); err != nil {
+		return fmt.Sprintf("hooks run as %s: %v: create the user, or set \"hooks\": {\"user\": ...}", u, err)
+	}
+	return ""
 }

@@ -48,7 +48,7 @@ func stageCommand(g *globals) *cli.Command {
 func tarballFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX (default: TARBALL.sha256 if present)", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
-		&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content"},
+		&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content (not one in use: exit 6)"},
 		swapTimeoutFlag(),
 	}
 }

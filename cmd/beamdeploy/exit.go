@@ -18,6 +18,7 @@ const (
 	exitRolledBack     = 3
 	exitNotRunning     = 4
 	exitSwapInProgress = 5
+	exitReleaseInUse   = 6
 	exitInterrupted    = 130
 )
 
@@ -41,6 +42,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, swap.ErrSwapInProgress):
 		return exitSwapInProgress
+	case errors.Is(err, control.ErrReleaseInUse):
+		return exitReleaseInUse
 	case errors.Is(err, swap.ErrRolledBack):
 		return exitRolledBack
 	case errors.Is(err, control.ErrNotRunning):

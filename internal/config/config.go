@@ -77,7 +77,8 @@ const DefaultHookTimeout = 30 * time.Second
 // during a swap. They get BEAMDEPLOY_APP, BEAMDEPLOY_SWAP, BEAMDEPLOY_HOOK,
 // BEAMDEPLOY_OLD_UNIT, BEAMDEPLOY_OLD_RELEASE, BEAMDEPLOY_NEW_UNIT and
 // BEAMDEPLOY_NEW_RELEASE in their environment (OLD_* empty on the first
-// start) and run in the new release's directory.
+// start) and run in the new release's directory, as User, in a process
+// group of their own that is killed when the hook ends or times out.
 type Hooks struct {
 	// BeforeCutover runs once the new instance is ready, before the old one
 	// is stopped; a non-zero exit or a timeout aborts the swap (the new
@@ -88,7 +89,28 @@ type Hooks struct {
 	AfterCutover []string `json:"after_cutover,omitempty"`
 	// Timeout bounds each hook; DefaultHookTimeout when zero.
 	Timeout Duration `json:"timeout,omitzero"`
+	// User runs the hooks: "root" or the name of a user. Empty means the
+	// app's user (Config.User): with DynamicUser the uid and gid of the new
+	// instance's process, root when Config.User is empty or "root".
+	User string `json:"user,omitempty"`
 }
+
+// HookUser returns who runs the hooks: "root", DynamicUser or a user
+// name (see Hooks.User).
+func (c Config) HookUser() string {
+	u := c.Hooks.User
+	if u == "" {
+		u = c.User
+	}
+	if u == "" {
+		return "root"
+	}
+	return u
+}
+
+// userName is what useradd accepts by default (and what a hook user
+// must look like).
+var userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
 // DefaultKeepReleases is the retention default.
 const DefaultKeepReleases = 5
@@ -164,6 +186,9 @@ func (c Config) Validate() error {
 		if len(argv) > 0 && !filepath.IsAbs(argv[0]) {
 			return fmt.Errorf("%w: hooks.%s: %q is not an absolute path", ErrInvalid, name, argv[0])
 		}
+	}
+	if u := c.Hooks.User; u != "" && (u == DynamicUser || !userName.MatchString(u)) {
+		return fmt.Errorf("%w: hooks.user: %q: use \"root\" or a user name, or leave it out to run the hooks as the app's user", ErrInvalid, u)
 	}
 	if c.ReadyTimeout < 0 || c.DrainTimeout < 0 || (c.Settle != nil && *c.Settle < 0) || c.Hooks.Timeout < 0 || c.KeepReleases < 0 {
 		return fmt.Errorf("%w: timeouts must not be negative", ErrInvalid)

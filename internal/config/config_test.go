@@ -67,3 +67,35 @@ func TestLoadErrorsNameLineAndColumn(t *testing.T) {
 		})
 	}
 }
+
+func TestHookUser(t *testing.T) {
+	tests := []struct {
+		user, hooks, want string
+	}{
+		{"", "", "root"},
+		{"root", "", "root"},
+		{config.DynamicUser, "", config.DynamicUser},
+		{"www-data", "", "www-data"},
+		{config.DynamicUser, "root", "root"},
+		{"", "deploy", "deploy"},
+	}
+	for _, tt := range tests {
+		c := config.Config{User: tt.user, Hooks: config.Hooks{User: tt.hooks}}
+		assert.Equal(t, tt.want, c.HookUser(), "user %q, hooks.user %q", tt.user, tt.hooks)
+	}
+}
+
+func TestValidateHookUser(t *testing.T) {
+	base := config.Config{App: "hello", Exec: []string{"bin/hello"}}
+	for u, ok := range map[string]bool{"": true, "root": true, "deploy": true, "_svc-1": true,
+		config.DynamicUser: false, "Root": false, "a b": false, "../x": false, "1abc": false} {
+		c := base
+		c.Hooks.User = u
+		if err := c.Validate(); ok {
+			assert.NoError(t, err, u)
+		} else {
+			assert.ErrorIs(t, err, config.ErrInvalid, u)
+			assert.Contains(t, err.Error(), "hooks.user", u)
+		}
+	}
+}

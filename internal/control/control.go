@@ -31,6 +31,7 @@ const (
 	CodeSwapInProgress  = "swap_in_progress"
 	CodeRolledBack      = "rolled_back"
 	CodeReleaseNotFound = "release_not_found"
+	CodeReleaseInUse    = "release_in_use"
 	CodeInvalidRelease  = "invalid_release"
 	CodeShuttingDown    = "shutting_down"
 	CodeBadRequest      = "bad_request"
@@ -45,6 +46,9 @@ var (
 	ErrReleaseNotFound = errors.New("control: release not found")
 	// ErrInvalidRelease means the release was refused (name, content).
 	ErrInvalidRelease = errors.New("control: invalid release")
+	// ErrReleaseInUse means a forced stage would have replaced a release
+	// that is in use: serving, draining or the target of a running swap.
+	ErrReleaseInUse = errors.New("control: release in use")
 	// ErrBadRequest means the request itself was malformed.
 	ErrBadRequest = errors.New("control: bad request")
 	// ErrNotFound means a handoff key does not exist.
@@ -78,6 +82,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrReleaseNotFound
 	case CodeInvalidRelease:
 		return target == ErrInvalidRelease
+	case CodeReleaseInUse:
+		return target == ErrReleaseInUse
 	case CodeShuttingDown:
 		return target == swap.ErrShuttingDown
 	case CodeBadRequest:

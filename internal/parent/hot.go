@@ -158,12 +158,14 @@ func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		return
 	}
+	unpin := func() {}
+	defer func() { unpin() }()
 	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Prepare: func(ctx context.Context) (string, error) {
 		active := s.machine.Status().Active
 		if active == nil {
 			return "", fmt.Errorf("%w: %s has no active instance; start one with: beamdeploy upgrade %s TARBALL", errHotUnsupported, s.app, s.app)
 		}
-		rel, err := s.stage(ctx, r, out)
+		rel, err := s.stageForSwap(ctx, r, out, &unpin)
 		if err != nil {
 			return "", err
 		}

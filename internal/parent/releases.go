@@ -2,6 +2,7 @@ package parent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -63,12 +64,12 @@ func pruneList(rels []release.Release, deployed map[string]time.Time, protect []
 	return out
 }
 
-// prune applies the retention policy after a swap.
+// prune applies the retention policy after a swap. It may run while
+// another swap runs: what that swap uses is pinned (swap.Options.Pin), and
+// the store refuses to remove a pinned release in the same step as it
+// would remove it, so there is no check-then-act.
 func (s *server) prune() {
 	st := s.machine.Status()
-	if st.Upgrading {
-		return // the next swap's end prunes
-	}
 	rels, err := s.releases.List()
 	if err != nil {
 		s.log.Warn("retention: could not list releases", "err", err)
@@ -87,7 +88,14 @@ func (s *server) prune() {
 	}
 	protect = append(protect, previousRelease(deployed, active))
 	for _, v := range pruneList(rels, deployed, protect, s.keep) {
-		if err := s.releases.Remove(v); err != nil {
+		err := s.releases.Remove(v)
+		switch {
+		case errors.Is(err, release.ErrInUse):
+			s.log.Info("retention: kept an old release that is in use", "release", v, "err", err)
+			continue
+		case errors.Is(err, release.ErrNotFound):
+			continue // removed meanwhile
+		case err != nil:
 			s.log.Warn("retention: could not remove release", "release", v, "err", err)
 			continue
 		}
@@ -141,7 +149,9 @@ func (s *server) stageHandler(w http.ResponseWriter, r *http.Request) {
 	out.send(control.Staged{MessageType: control.TypeStaged, Version: rel.Version, Size: rel.Size, Files: rel.Files, SHA256: rel.SHA256, Reused: rel.Reused})
 }
 
-// stage reads the tarball in r's body, reporting progress to out.
+// stage reads the tarball in r's body, reporting progress to out. A
+// forced stage of a release in use (pinned: serving, draining or the
+// target of a running swap) fails with release.ErrInUse.
 func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (release.Release, error) {
 	q := r.URL.Query()
 	filename := q.Get("filename")
@@ -149,9 +159,6 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Size: r.ContentLength,
 		Command:  relCommand(s.exec),
 		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
-	if opts.Force && s.inUse(filenameVersion(filename)) {
-		return release.Release{}, fmt.Errorf("%w: release %s is serving or draining; --force cannot replace it", release.ErrExists, filenameVersion(filename))
-	}
 	rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
 	if err != nil {
 		return rel, err
@@ -160,20 +167,22 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	return rel, nil
 }
 
-func filenameVersion(filename string) string {
-	_, v, _ := release.ParseFilename(filename)
-	return v
-}
-
-// inUse reports whether an instance runs version.
-func (s *server) inUse(version string) bool {
-	st := s.machine.Status()
-	for _, i := range []*swap.Instance{st.Active, st.Draining, st.Incoming} {
-		if i != nil && i.Release == version {
-			return true
-		}
+// stageForSwap is stage for an upload that a swap then runs: the release
+// is pinned with the content just staged until the request ends (the
+// caller calls *unpin), so that a forced stage of the same version that
+// lands before the swap pins its target itself makes the swap fail rather
+// than start other files than were uploaded.
+func (s *server) stageForSwap(ctx context.Context, r *http.Request, out *stream, unpin *func()) (release.Release, error) {
+	rel, err := s.stage(ctx, r, out)
+	if err != nil {
+		return rel, err
 	}
-	return false
+	u, err := s.releases.PinStaged(rel, swap.PinHolder(swap.IDFromContext(ctx)))
+	if err != nil {
+		return release.Release{}, fmt.Errorf("release %s changed while it was staged for this swap: %w", rel.Version, err)
+	}
+	*unpin = u
+	return rel, nil
 }
 
 // rollbackHandler swaps to the previous release, or to the one named.

@@ -103,8 +103,10 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		return
 	}
+	unpin := func() {}
+	defer func() { unpin() }()
 	s.run(r.Context(), out, swap.Request{Prepare: func(ctx context.Context) (string, error) {
-		rel, err := s.stage(ctx, r, out)
+		rel, err := s.stageForSwap(ctx, r, out, &unpin)
 		return rel.Version, err
 	}})
 }
@@ -195,6 +197,8 @@ func codeOf(err error) string {
 		return control.CodeShuttingDown
 	case errors.Is(err, release.ErrNotFound):
 		return control.CodeReleaseNotFound
+	case errors.Is(err, release.ErrInUse):
+		return control.CodeReleaseInUse
 	case errors.Is(err, release.ErrInvalidRelease), errors.Is(err, release.ErrChecksumMismatch),
 		errors.Is(err, release.ErrExists), errors.Is(err, release.ErrLimit), errors.Is(err, release.ErrCorrupt):
 		return control.CodeInvalidRelease
@@ -259,6 +263,11 @@ func (s *stream) fail(status int, e *control.Error) {
 	started := s.started
 	s.mu.Unlock()
 	if !started {
+		// The request's body may be unread (an upload refused before it was
+		// read): with full duplex on, net/http then panics when it reads the
+		// next request on this connection, and the client may see a reset
+		// instead of this answer. Closing the connection after it avoids that.
+		s.w.Header().Set("Connection", "close")
 		writeJSON(s.w, status, e)
 		return
 	}

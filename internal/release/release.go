@@ -42,6 +42,10 @@ var (
 	ErrLimit = errors.New("release: limit exceeded")
 	// ErrNoSpace means the filesystem holding D is (or would become) full.
 	ErrNoSpace = errors.New("release: not enough disk space")
+	// ErrInUse means the version is pinned (see [Store.Pin]): a swap is
+	// starting it or an instance runs it, so it is neither replaced nor
+	// removed.
+	ErrInUse = errors.New("release: in use")
 )
 
 // Limits bounds what [Store.Stage] accepts. A zero or negative field means
@@ -98,11 +102,16 @@ type Release struct {
 }
 
 // Store stages and lists the releases of one app. Its methods may be called
-// concurrently, from several goroutines or processes, except
-// [Store.CleanStaging].
+// concurrently from several goroutines, except [Store.CleanStaging]. Every
+// change to D/releases is made under the Store's lock, atomically with the
+// check of its pins (see [Store.Pin]); so only one Store, in one process
+// (the app's parent), may change D/releases. Others may read it. A Store
+// must not be copied after first use.
 type Store struct {
 	Dir    string // app state directory D, e.g. /var/lib/beamdeploy/hello
 	Limits Limits // extraction limits; the zero value means the defaults
+
+	pins pins
 }
 
 // StageOptions are the optional parameters of [Store.Stage].

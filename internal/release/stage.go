@@ -23,8 +23,9 @@ import (
 // the same sha256 Stage returns the existing release with Reused set and a
 // nil error; with a different one the error wraps [ErrExists]. With
 // opts.Force the version is always extracted and replaces the staged one
-// (atomically where the filesystem supports RENAME_EXCHANGE). Stage does
-// not know which release is running; replacing it is the caller's call.
+// (atomically where the filesystem supports RENAME_EXCHANGE), unless it is
+// pinned ([Store.Pin]): then the error wraps [ErrInUse], before r is read
+// when it is pinned already, else when the extraction is complete.
 //
 // Before extracting, the filesystem holding D must have at least twice the
 // compressed size (see [StageOptions.Size]) or [MinFreeSpace], whichever
@@ -56,6 +57,11 @@ func (s *Store) stage(ctx context.Context, filename string, r io.Reader, opts St
 	want := strings.ToLower(opts.SHA256)
 	if want != "" && !isSHA256(want) {
 		return Release{}, fmt.Errorf("expected sha256 %q is not 64 hex digits", opts.SHA256)
+	}
+	if opts.Force {
+		if err := s.inUse(version, "replaced"); err != nil {
+			return Release{}, err
+		}
 	}
 	src := newSource(ctx, r, opts.Progress)
 	old, err := s.load(version)
@@ -136,14 +142,20 @@ func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Relea
 	return s.install(x.root, filepath.Join(tmp, "old"), rel, opts.Force)
 }
 
-// install renames the complete release root dir to rel.Dir. An existing
-// release is replaced if force is set (moved to aside if it cannot be
-// exchanged atomically), else compared by sha256.
+// install renames the complete release root dir to rel.Dir, under the
+// store's lock. An existing release is replaced if force is set and it is
+// not pinned (moved to aside if it cannot be exchanged atomically), else
+// compared by sha256.
 func (s *Store) install(dir, aside string, rel Release, force bool) (Release, error) {
+	s.pins.mu.Lock()
+	defer s.pins.mu.Unlock()
 	err := renameNoReplace(dir, rel.Dir)
 	if errors.Is(err, fs.ErrExist) {
 		if !force {
 			return s.installedConcurrently(rel)
+		}
+		if err := s.inUseLocked(rel.Version, "replaced"); err != nil {
+			return Release{}, err
 		}
 		err = replace(dir, rel.Dir, aside)
 	}

@@ -187,34 +187,48 @@ func (s *Store) List() ([]Release, error) {
 }
 
 // Remove deletes the staged release version; the error wraps [ErrNotFound]
-// if it is not staged. The release is first renamed into D/staging, so it
-// disappears from D/releases atomically. Remove does not know which
-// release is running; callers must not remove it.
+// if it is not staged and [ErrInUse] if it is pinned ([Store.Pin]). The
+// release is first renamed into D/staging, under the store's lock, so it
+// disappears from D/releases atomically.
 func (s *Store) Remove(version string) error {
 	if err := validVersion(version); err != nil {
 		return fmt.Errorf("remove release: %w", err)
 	}
+	aside, err := s.moveAside(version)
+	if aside != "" {
+		defer func() { _ = os.RemoveAll(aside) }() // leftovers are removed by CleanStaging
+	}
+	return err
+}
+
+// moveAside renames the release version into a fresh directory under
+// D/staging, which it returns (also with an error, when it was created).
+func (s *Store) moveAside(version string) (string, error) {
+	s.pins.mu.Lock()
+	defer s.pins.mu.Unlock()
+	if err := s.inUseLocked(version, "removed"); err != nil {
+		return "", fmt.Errorf("remove release: %w", err)
+	}
 	dir := filepath.Join(s.releasesPath(), version)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove release: %w: %s", ErrNotFound, version)
+		return "", fmt.Errorf("remove release: %w: %s", ErrNotFound, version)
 	}
 	if err := os.MkdirAll(s.stagingPath(), 0o700); err != nil {
-		return fmt.Errorf("remove release %s: %w", version, err)
+		return "", fmt.Errorf("remove release %s: %w", version, err)
 	}
 	aside, err := os.MkdirTemp(s.stagingPath(), "remove-"+version+"-*")
 	if err != nil {
-		return fmt.Errorf("remove release %s: %w", version, err)
+		return "", fmt.Errorf("remove release %s: %w", version, err)
 	}
-	defer func() { _ = os.RemoveAll(aside) }() // leftovers are removed by CleanStaging
 	if err := os.Rename(dir, filepath.Join(aside, "tree")); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove release: %w: %s", ErrNotFound, version)
+		return aside, fmt.Errorf("remove release: %w: %s", ErrNotFound, version)
 	} else if err != nil {
-		return fmt.Errorf("remove release %s: %w", version, err)
+		return aside, fmt.Errorf("remove release %s: %w", version, err)
 	}
 	if err := syncDir(s.releasesPath()); err != nil {
-		return fmt.Errorf("remove release %s: %w", version, err)
+		return aside, fmt.Errorf("remove release %s: %w", version, err)
 	}
-	return nil
+	return aside, nil
 }
 
 // CleanStaging removes everything under D/staging: extractions and

@@ -23,7 +23,21 @@ type Options struct {
 	// Settle is how long a new instance must stay up after READY=1 before
 	// the cutover; zero skips the settle window.
 	Settle time.Duration
+	// Pin, when set, marks release as in use by holder (words for
+	// messages) until unpin is called, so that the release store neither
+	// replaces nor deletes it. The machine pins a swap's target when the
+	// swap has chosen it (after Request.Prepare), until the swap ends, and
+	// the active instance's release for as long as it is active; so the
+	// old release stays pinned while it drains. An error pinning the target
+	// fails the swap before anything is started.
+	Pin func(release, holder string) (unpin func(), err error)
 }
+
+// activeHolder is the holder of the active instance's pin.
+const activeHolder = "the active instance"
+
+// PinHolder names the swap id as the holder of the pin on its target.
+func PinHolder(id string) string { return "swap " + id }
 
 // Request asks for a swap.
 type Request struct {
@@ -53,6 +67,38 @@ type Machine struct {
 	closing  bool
 	cancel   context.CancelFunc // cancels the running swap
 	done     chan struct{}      // closed when the running swap ends
+	pinned   pin                // the active instance's release (Options.Pin)
+}
+
+// pin is a release pinned through Options.Pin.
+type pin struct {
+	release string
+	unpin   func()
+}
+
+// pinActiveLocked pins the active instance's release if it changed since
+// it was last pinned, then unpins the one before: a release that stays
+// active is never unpinned in between.
+func (m *Machine) pinActiveLocked() {
+	want := ""
+	if m.active != nil {
+		want = m.active.Release
+	}
+	if m.opts.Pin == nil || want == m.pinned.release {
+		return
+	}
+	old := m.pinned
+	m.pinned = pin{}
+	if want != "" {
+		// An error means the release is not staged (any more) or unreadable:
+		// there is nothing left to protect; the next swap's end tries again.
+		if unpin, err := m.opts.Pin(want, activeHolder); err == nil {
+			m.pinned = pin{release: want, unpin: unpin}
+		}
+	}
+	if old.unpin != nil {
+		old.unpin()
+	}
 }
 
 // New returns an idle Machine with no active instance.
@@ -81,6 +127,7 @@ func (m *Machine) Adopt(active *Instance, last *Result) {
 		panic("swap: Adopt during a swap")
 	}
 	m.active, m.last = active, last
+	m.pinActiveLocked()
 }
 
 // Status returns a snapshot. It never waits for a running swap.
@@ -146,6 +193,7 @@ func (m *Machine) end(res Result) {
 	m.draining, m.incoming, m.cancel, m.done = nil, nil, nil, nil
 	m.intent = nil
 	m.last = &res
+	m.pinActiveLocked()
 }
 
 // enter moves the running swap to phase p, applies update to its intent
@@ -218,6 +266,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.active = nil
+	m.pinActiveLocked()
 	m.mu.Unlock()
 	return nil
 }

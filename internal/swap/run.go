@@ -31,7 +31,7 @@ func (e *RollbackError) Is(target error) bool { return target == ErrRolledBack }
 type idKey struct{}
 
 // IDFromContext returns the id of the swap on whose behalf Runtime.Start
-// was called, or "".
+// or Request.Prepare was called, or "".
 func IDFromContext(ctx context.Context) string {
 	id, _ := ctx.Value(idKey{}).(string)
 	return id
@@ -42,6 +42,7 @@ type run struct {
 	m        *Machine
 	res      Result
 	progress func(Event)
+	unpin    func() // the target's pin, released when the swap ended
 }
 
 func (r *run) emit(p Phase, unit, release, format string, args ...any) {
@@ -85,7 +86,10 @@ func (m *Machine) run(ctx context.Context, kind string, req Request, progress fu
 	if err != nil {
 		r.res.Error = err.Error()
 	}
-	m.end(r.res)
+	m.end(r.res) // pins the active release (the target after a success) first
+	if r.unpin != nil {
+		r.unpin()
+	}
 	if serr := m.save(); serr != nil {
 		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state: %v", serr))
 	}
@@ -99,15 +103,23 @@ func joinWarning(a, b string) string {
 	return a + "; " + b
 }
 
-// prepare runs the request's Prepare and returns the target release.
+// prepare runs the request's Prepare and returns the target release,
+// pinned (Options.Pin) until the swap ends.
 func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 	release := req.Release
 	if req.Prepare != nil {
-		rel, err := req.Prepare(ctx)
+		rel, err := req.Prepare(context.WithValue(ctx, idKey{}, r.res.ID))
 		if err != nil {
 			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
 		release = rel
+	}
+	if pin := r.m.opts.Pin; pin != nil {
+		unpin, err := pin(release, PinHolder(r.res.ID))
+		if err != nil {
+			return "", &RollbackError{Phase: PhasePreparing, Err: err}
+		}
+		r.unpin = unpin
 	}
 	r.res.Release = release
 	r.m.mu.Lock()

@@ -1,0 +1,46 @@
+package parent
+
+import (
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/beamtest"
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/beamdeploy/beamdeploy/internal/units"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A hook of an app run by a dynamic user runs as the uid and gid systemd
+// gave the new instance's process, which it learns from systemd itself.
+func TestSystemdHookRunsAsTheInstancesDynamicUser(t *testing.T) {
+	beamtest.RequireSystemd(t)
+	unit := beamtest.UnitName(t, ".service")
+	out, err := exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--collect", "--unit="+unit, "-p", "DynamicUser=yes", "sleep", "300").CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _ = exec.Command("systemctl", "stop", unit).Run() }) // cleanup
+	um, err := units.Dial(t.Context())
+	require.NoError(t, err)
+	defer um.Close()
+	var u units.Unit
+	require.Eventually(t, func() bool {
+		u, err = um.Unit(t.Context(), unit)
+		return err == nil && u.MainPID > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	want, err := procCredential(u.MainPID)
+	require.NoError(t, err)
+	require.NotZero(t, want.UID, "systemd allocated a dynamic user")
+
+	inst := swap.Instance{Unit: unit, PID: u.MainPID, InvocationID: u.InvocationID}
+	err = runHookAs(t, config.Config{User: config.DynamicUser}, inst, um)
+	assert.ErrorContains(t, err, fmt.Sprintf("uid=%d gid=%d", want.UID, want.GID))
+
+	// Once the unit's process is gone, the hook does not run at all.
+	require.NoError(t, exec.Command("systemctl", "stop", unit).Run())
+	err = runHookAs(t, config.Config{User: config.DynamicUser}, inst, um)
+	assert.ErrorContains(t, err, "cannot run it as the dynamic user of "+unit)
+	assert.NotContains(t, err.Error(), "uid=")
+}
