@@ -50,3 +50,11 @@ func (m *Manager) Stop(context.Context, string) (Unit, error) { return Unit{}, e
 
 // Enable returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Enable(context.Context, ...string) error { return errUnsupported }
+
+// ProcessOwner returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) ProcessOwner(context.Context, int, int) (Owner, error) {
+	return Owner{}, errUnsupported
+}
+
+// Restarts returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) Restarts(context.Context, string) (int, error) { return 0, errUnsupported }
