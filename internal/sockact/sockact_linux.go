@@ -46,7 +46,7 @@ func Inherited() ([]FD, error) {
 }
 
 type header struct {
-	Names []string `json:"names"`
+	Names []string `json:"names,omitempty"`
 	Error string   `json:"error,omitempty"` // why no descriptors come
 }
 
