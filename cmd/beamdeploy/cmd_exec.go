@@ -48,6 +48,9 @@ func execCommand(g *globals) *cli.Command {
 				return sockact.Exec(fds, argv, os.Environ())
 			}
 			fds, err := listeners(g.paths.BrokerSocket(app))
+			if errors.Is(err, sockact.ErrRefused) {
+				return fmt.Errorf("get listening sockets of %s: %w", app, err)
+			}
 			if err != nil {
 				return fmt.Errorf("get listening sockets of %s (is %s.service running?): %w", app, app, err)
 			}

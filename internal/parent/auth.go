@@ -9,42 +9,108 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
 // DeployGroup is the group whose members may deploy (besides root).
 const DeployGroup = "beamdeploy"
 
-// peer is who is on the other end of a control or broker connection,
-// from SO_PEERCRED at connect time.
+// identifyTimeout bounds asking systemd who a peer is: a stuck D-Bus
+// refuses the peer as an instance instead of holding its connection.
+const identifyTimeout = 2 * time.Second
+
+// peer is who is on the other end of a control or broker connection: the
+// kernel's credentials from connect time (SO_PEERCRED, SO_PEERGROUPS) and,
+// for peers that are not deployers, the unit the system manager says its
+// process belongs to.
 type peer struct {
 	PID    int
 	UID    int
-	Groups []int  // primary and supplementary groups
-	Unit   string // systemd unit of the process ("" if none found)
-	Err    error  // why the peer could not be identified
+	Groups []int // primary and supplementary groups
+	Err    error // why the peer's credentials could not be read: it may do nothing
+
+	Unit       string // the process's unit, as the system manager says; "" if not asked
+	Invocation string // that unit's current InvocationID
+	Restarts   int    // that unit's NRestarts, read for the app's instance units only
+	UnitErr    error  // why the unit could not be established: the peer is no instance
 }
 
 // access is what a peer may do.
 type access struct {
-	deploy   bool // root or member of DeployGroup
-	instance bool // a process of one of this app's instance units
+	deploy   bool   // root or member of DeployGroup
+	instance bool   // a process of one of this app's instances the parent tracks
+	unit     string // that instance's unit, when instance
 }
 
-// classify decides what p may do with app's parent.
-func classify(app string, p peer) access {
+// tracked is an instance invocation the parent started (or adopted after
+// a restart) and still tracks: active, incoming, draining or being
+// started. A hot successor runs in the same unit and invocation as the
+// process it replaced, so it is the same tracked instance.
+type tracked struct {
+	Unit       string
+	Invocation string // InvocationID; empty while starting
+	Restarts   int    // the unit's NRestarts when Invocation was recorded
+	Starting   bool   // the parent is starting Unit (before READY=1)
+}
+
+// trackedOf lists the instances a machine in state st tracks.
+func trackedOf(app string, st swap.Status) []tracked {
+	var out []tracked
+	for _, i := range []*swap.Instance{st.Active, st.Incoming, st.Draining} {
+		if i != nil && i.InvocationID != "" {
+			out = append(out, tracked{Unit: i.Unit, Invocation: i.InvocationID, Restarts: i.Restarts})
+		}
+	}
+	if st.Starting != "" {
+		out = append(out, tracked{Unit: instanceUnit(app, st.Starting), Starting: true})
+	}
+	return out
+}
+
+// decide is what peer p may do with app's parent, given the gid of
+// DeployGroup (-1 when there is none) and the instances the parent
+// tracks. Root and members of DeployGroup deploy, by their credentials
+// alone. A peer is an instance of app only if the system manager put its
+// process in APP@blue.service or APP@green.service and that unit's
+// invocation is one the parent tracks:
+//
+//   - the invocation the parent recorded when it started (or adopted) the
+//     unit, which is also the one of its hot successors;
+//   - any invocation while the parent is starting the unit, before
+//     READY=1 (the exec shim fetches its listeners then): StartTransient
+//     creates the unit and refuses a name that is loaded and running, so
+//     every invocation it has meanwhile is of the parent's start;
+//   - a later invocation once systemd restarted the unit by itself
+//     (Restart=on-failure: NRestarts grew past the count recorded with the
+//     invocation). A start or restart someone asked for resets NRestarts,
+//     so an instance unit an administrator restarted behind the parent's
+//     back is not taken for an instance until the next swap.
+//
+// Nothing else is an instance: not a unit of a user's service manager
+// (the system manager places those processes in user@UID.service), not
+// another app's instance, not a unit the parent stopped or never started.
+// The uid never makes an instance: instances may run as any user.
+func decide(app string, deployGID int, p peer, live []tracked) access {
 	if p.Err != nil {
 		return access{}
 	}
-	a := access{deploy: p.UID == 0}
-	if g, err := user.LookupGroup(DeployGroup); err == nil {
-		if gid, err := strconv.Atoi(g.Gid); err == nil && slices.Contains(p.Groups, gid) {
-			a.deploy = true
+	a := access{deploy: p.UID == 0 || (deployGID >= 0 && slices.Contains(p.Groups, deployGID))}
+	if p.UnitErr != nil || p.Invocation == "" {
+		return a
+	}
+	if _, err := colorOf(app, p.Unit); err != nil {
+		return a
+	}
+	for _, t := range live {
+		if t.Unit == p.Unit && (t.Starting || t.Invocation == p.Invocation || p.Restarts > t.Restarts) {
+			a.instance, a.unit = true, p.Unit
 		}
 	}
-	_, err := colorOf(app, p.Unit)
-	a.instance = err == nil && p.Unit != ""
 	return a
 }
 
@@ -56,6 +122,9 @@ func (p peer) String() string {
 	if p.Unit != "" {
 		s += ", unit " + p.Unit
 	}
+	if p.UnitErr != nil {
+		s += "; unit unknown: " + p.UnitErr.Error()
+	}
 	return s + ")"
 }
 
@@ -65,12 +134,77 @@ func (p peer) String() string {
 // request's context (peerFrom).
 type authority struct {
 	app string
+	// units asks the system manager which unit a process belongs to; nil:
+	// no peer is an instance.
+	units *units.Manager
+	// tracked returns the instances the parent tracks now.
+	tracked func() []tracked
+	// ready is closed once the parent adopted the instances it found
+	// running at start (see adopted): until then tracked is not the truth.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
-// authorize identifies the peer of c and decides what it may do.
-func (au *authority) authorize(_ context.Context, c *net.UnixConn) (peer, access) {
-	p := peerOf(c)
-	return p, classify(au.app, p)
+func newAuthority(app string, um *units.Manager, m *swap.Machine) *authority {
+	return &authority{app: app, units: um, ready: make(chan struct{}),
+		tracked: func() []tracked { return trackedOf(app, m.Status()) }}
+}
+
+// adopted tells the authority that the tracked instances are now known.
+func (au *authority) adopted() { au.readyOnce.Do(func() { close(au.ready) }) }
+
+// authorize identifies the peer of c and decides what it may do. It asks
+// the system manager about peers that are not deployers only, bounded by
+// identifyTimeout.
+func (au *authority) authorize(ctx context.Context, c *net.UnixConn) (peer, access) {
+	p, proc := credentials(c)
+	if p.Err != nil {
+		return p, access{}
+	}
+	defer proc.release()
+	gid := deployGID()
+	if a := decide(au.app, gid, p, nil); a.deploy || au.units == nil {
+		return p, a
+	}
+	ctx, cancel := context.WithTimeout(ctx, identifyTimeout)
+	defer cancel()
+	p.Unit, p.Invocation, p.Restarts, p.UnitErr = au.identify(ctx, proc)
+	return p, decide(au.app, gid, p, au.tracked())
+}
+
+// identify asks the system manager for the unit of proc and, for the
+// app's instance units, how often systemd restarted it; it waits until
+// the parent has adopted its instances.
+func (au *authority) identify(ctx context.Context, proc *process) (unit, invocation string, restarts int, err error) {
+	o, err := proc.owner(ctx, au.units)
+	if err != nil {
+		return "", "", 0, err
+	}
+	if _, err := colorOf(au.app, o.Unit); err != nil {
+		return o.Unit, o.InvocationID, 0, nil
+	}
+	if restarts, err = au.units.Restarts(ctx, o.Unit); err != nil {
+		return o.Unit, o.InvocationID, 0, err
+	}
+	select {
+	case <-au.ready:
+	case <-ctx.Done():
+		return o.Unit, o.InvocationID, 0, fmt.Errorf("the parent is still adopting its instances: %w", ctx.Err())
+	}
+	return o.Unit, o.InvocationID, restarts, nil
+}
+
+// deployGID returns the gid of DeployGroup, or -1 when there is none.
+func deployGID() int {
+	g, err := user.LookupGroup(DeployGroup)
+	if err != nil {
+		return -1
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1
+	}
+	return gid
 }
 
 type peerKey struct{}
@@ -81,20 +215,30 @@ type verdict struct {
 	access access
 }
 
-// connContext records the peer of every control connection and what it may do.
+// connContext records, for every control connection, how to learn who
+// its peer is and what it may do: on first use (peerFrom), in the
+// connection's own goroutine, so that a slow lookup never holds up the
+// accept loop.
 func (au *authority) connContext(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return context.WithValue(ctx, peerKey{}, verdict{peer: peer{Err: errors.New("not a unix socket")}})
-	}
-	p, a := au.authorize(ctx, uc)
-	return context.WithValue(ctx, peerKey{}, verdict{p, a})
+	v := sync.OnceValue(func() verdict {
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return verdict{peer: peer{Err: errors.New("not a unix socket")}}
+		}
+		p, a := au.authorize(ctx, uc)
+		return verdict{p, a}
+	})
+	return context.WithValue(ctx, peerKey{}, v)
 }
 
 // peerFrom returns the peer of a control request and what it may do.
 func peerFrom(ctx context.Context) (peer, access) {
-	v, _ := ctx.Value(peerKey{}).(verdict)
-	return v.peer, v.access
+	v, ok := ctx.Value(peerKey{}).(func() verdict)
+	if !ok {
+		return peer{Err: errors.New("no peer recorded")}, access{}
+	}
+	got := v()
+	return got.peer, got.access
 }
 
 // guard lets a request through only if its peer may: deployers always,

@@ -106,8 +106,8 @@ func (b *hotBoard) done(id string) {
 // hotWait is the long poll of an instance that can hand over.
 func (s *server) hotWait(w http.ResponseWriter, r *http.Request) {
 	unit := r.URL.Query().Get("unit")
-	if p, _ := peerFrom(r.Context()); p.Unit != "" {
-		unit = p.Unit // an instance waits for itself only
+	if _, a := peerFrom(r.Context()); a.instance {
+		unit = a.unit // an instance waits for itself only
 	}
 	if _, err := colorOf(s.app, unit); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, err.Error()))
@@ -134,8 +134,8 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.HotVerdict{Error: "no hot upgrade " + rep.ID + " is running"})
 		return
 	}
-	if p, _ := peerFrom(r.Context()); p.Unit != "" && p.Unit != job.unit {
-		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, p.Unit+" may not report on the hot upgrade of "+job.unit))
+	if _, a := peerFrom(r.Context()); a.instance && a.unit != job.unit {
+		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, "permission denied: "+a.unit+" may not report on the hot upgrade of "+job.unit))
 		return
 	}
 	select {

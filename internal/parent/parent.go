@@ -108,7 +108,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 		}
 	}
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log,
-		auth: &authority{app: app}}
+		auth: newAuthority(app, um, m)}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
 		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, fdPath: rt.fdPath(), exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
 	return d, nil
@@ -121,7 +121,8 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 	// Both sockets are open to all local users; every connection is then
-	// authorised by its SO_PEERCRED (see auth.go).
+	// authorised by its credentials and, for instances, by what systemd
+	// says of its process (see auth.go).
 	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
 	if err != nil {
 		return err
@@ -185,7 +186,7 @@ func (d *daemon) authorizeBroker(c *net.UnixConn) error {
 		return nil
 	}
 	d.log.Warn("refused listener fds", "peer", p.String())
-	return fmt.Errorf("permission denied: %s", p)
+	return fmt.Errorf("permission denied: %s is not an instance of %s: only its instance units get its listening sockets", p, d.opts.App)
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.

@@ -14,6 +14,9 @@ import (
 func (d *daemon) reconcile(ctx context.Context) {
 	app := d.opts.App
 	st := d.state.get()
+	// From Adopt on, the machine's instances are the ones the parent
+	// tracks; until then instances asking who they are wait.
+	defer d.auth.adopted()
 	list, err := d.units.List(ctx, app+"@*.service")
 	if err != nil {
 		d.log.Error("could not list instance units; not adopting any", "err", err)
@@ -33,6 +36,7 @@ func (d *daemon) reconcile(ctx context.Context) {
 		last = in
 	}
 	d.machine.Adopt(plan.Keep, last)
+	d.auth.adopted()
 	if plan.Keep != nil {
 		d.log.Info("adopted running instance", "unit", plan.Keep.Unit, "release", plan.Keep.Release,
 			"pid", plan.Keep.PID, "invocation", plan.Keep.InvocationID)
@@ -65,5 +69,5 @@ func (d *daemon) instanceOf(u units.Unit) swap.Instance {
 	} else if ok {
 		rel = h.Release // hot-upgraded since systemd started it
 	}
-	return swap.Instance{Unit: u.Name, Color: c, Release: rel, PID: u.MainPID, InvocationID: u.InvocationID, Since: u.Since}
+	return swap.Instance{Unit: u.Name, Color: c, Release: rel, PID: u.MainPID, InvocationID: u.InvocationID, Restarts: u.Restarts, Since: u.Since}
 }

@@ -63,8 +63,11 @@ func (r *instances) fdPath() string {
 	return "broker"
 }
 
-func (r *instances) unitName(c swap.Color) string {
-	return fmt.Sprintf("%s@%s.service", r.app, c)
+func (r *instances) unitName(c swap.Color) string { return instanceUnit(r.app, c) }
+
+// instanceUnit names app's instance unit of colour c.
+func instanceUnit(app string, c swap.Color) string {
+	return fmt.Sprintf("%s@%s.service", app, c)
 }
 
 // Start implements swap.Runtime.
@@ -86,7 +89,7 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 	if err != nil {
 		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, u.InvocationID), Err: err}
 	}
-	inst.PID, inst.Since = u.MainPID, u.Since
+	inst.PID, inst.Since, inst.Restarts = u.MainPID, u.Since, u.Restarts
 	return inst, nil
 }
 
@@ -204,11 +207,13 @@ func releaseOf(u units.Unit) string {
 	return ""
 }
 
-// colorOf parses the colour from an instance unit name.
+// colorOf parses the colour from app's instance unit name: the unit must
+// be APP@blue.service or APP@green.service.
 func colorOf(app, unit string) (swap.Color, error) {
-	c := swap.Color(strings.TrimSuffix(strings.TrimPrefix(unit, app+"@"), ".service"))
-	if c != swap.Blue && c != swap.Green {
-		return "", errors.New("not an instance unit: " + unit)
+	for _, c := range []swap.Color{swap.Blue, swap.Green} {
+		if unit == instanceUnit(app, c) {
+			return c, nil
+		}
 	}
-	return c, nil
+	return "", fmt.Errorf("%q is not an instance unit of %s", unit, app)
 }

@@ -8,8 +8,8 @@ import (
 
 // Serve is the fd broker: it answers every connection on ln with fds and
 // closes it. authorize, when non-nil, vets each peer first; a refused peer
-// is disconnected without descriptors. Serve returns when ctx ends or ln
-// fails; it closes ln.
+// gets the error's text instead of descriptors (Fetch returns it, wrapped
+// in ErrRefused). Serve returns when ctx ends or ln fails; it closes ln.
 func Serve(ctx context.Context, ln *net.UnixListener, fds []FD, authorize func(*net.UnixConn) error) error {
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() }) // unblocks Accept
 	defer stop()
@@ -24,8 +24,11 @@ func Serve(ctx context.Context, ln *net.UnixListener, fds []FD, authorize func(*
 		}
 		go func() {
 			defer conn.Close()
-			if authorize != nil && authorize(conn) != nil {
-				return
+			if authorize != nil {
+				if err := authorize(conn); err != nil {
+					_ = refuse(conn, err) // a peer that went away needs no reason
+					return
+				}
 			}
 			_ = Send(conn, fds) // the instance reports its own failure to start
 		}()

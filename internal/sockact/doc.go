@@ -25,6 +25,10 @@ const ListenFDsStart = 3
 // ErrNoListeners is returned when no listening sockets were passed.
 var ErrNoListeners = errors.New("sockact: no listening sockets passed (LISTEN_FDS unset)")
 
+// ErrRefused is returned by Fetch when the fd broker refused to hand out
+// the listeners; the error says why.
+var ErrRefused = errors.New("sockact: the fd broker refused")
+
 // MaxFDs is the most descriptors one message carries (the kernel's
 // SCM_MAX_FD).
 const MaxFDs = 253

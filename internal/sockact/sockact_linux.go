@@ -46,7 +46,20 @@ func Inherited() ([]FD, error) {
 }
 
 type header struct {
-	Names []string `json:"names"`
+	Names []string `json:"names,omitempty"`
+	Error string   `json:"error,omitempty"` // why no descriptors come
+}
+
+// refuse tells the peer on conn why it gets no descriptors.
+func refuse(conn *net.UnixConn, why error) error {
+	payload, err := json.Marshal(header{Error: why.Error()})
+	if err != nil {
+		return fmt.Errorf("encode refusal: %w", err)
+	}
+	if _, err := conn.Write(payload); err != nil {
+		return fmt.Errorf("send refusal: %w", err)
+	}
+	return nil
 }
 
 // Send writes fds to conn in one message (SCM_RIGHTS), with their names.
@@ -88,10 +101,13 @@ func Fetch(path string, timeout time.Duration) ([]FD, error) {
 		return nil, fmt.Errorf("receive listener fds from %s: %w", path, err)
 	}
 	nums, err := parseRights(oob[:oobn])
+	var h header
+	if errors.Is(err, ErrNoListeners) && json.Unmarshal(buf[:n], &h) == nil && h.Error != "" {
+		return nil, fmt.Errorf("%w: %s", ErrRefused, h.Error)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("receive listener fds from %s: %w", path, err)
 	}
-	var h header
 	if err := json.Unmarshal(buf[:n], &h); err != nil || len(h.Names) != len(nums) {
 		closeAll(nums)
 		return nil, fmt.Errorf("receive listener fds from %s: malformed message (%d fds, %q)", path, len(nums), buf[:n])

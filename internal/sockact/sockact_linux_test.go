@@ -3,6 +3,7 @@ package sockact_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -153,4 +154,24 @@ func TestPlaceRefusesToOverwrite(t *testing.T) {
 	}
 	_, err := sockact.Place([]sockact.FD{{Num: p[0], Name: "x"}})
 	require.ErrorContains(t, err, "in use")
+}
+
+func TestBrokerTellsARefusedPeerWhy(t *testing.T) {
+	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer tcp.Close()
+	sock := filepath.Join(t.TempDir(), "fds.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	refuse := func(*net.UnixConn) error { return errors.New("permission denied: not an instance") }
+	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: rawFD(t, tcp), Name: "web"}}, refuse) }()
+
+	fds, err := sockact.Fetch(sock, 5*time.Second)
+	require.ErrorIs(t, err, sockact.ErrRefused)
+	assert.Contains(t, err.Error(), "permission denied: not an instance")
+	assert.Empty(t, fds)
+	cancel()
+	require.NoError(t, <-done)
 }

@@ -134,10 +134,15 @@ func (m *Machine) Adopt(active *Instance, last *Result) {
 func (m *Machine) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var starting Color
+	if m.phase == PhaseStarting && m.intent != nil {
+		starting = m.intent.Color
+	}
 	return Status{
 		Active:    clone(m.active),
 		Draining:  clone(m.draining),
 		Incoming:  clone(m.incoming),
+		Starting:  starting,
 		Upgrading: m.phase != PhaseIdle,
 		Phase:     m.phase,
 		Swap:      m.swapID,
@@ -197,7 +202,8 @@ func (m *Machine) end(res Result) {
 }
 
 // enter moves the running swap to phase p, applies update to its intent
-// record and saves the state, before the phase acts.
+// record (holding m.mu, so update may also set fields it guards) and saves
+// the state, before the phase acts.
 func (m *Machine) enter(p Phase, update func(*Intent)) error {
 	m.mu.Lock()
 	m.phase, m.intent.Phase = p, p

@@ -336,3 +336,59 @@ func TestColorOther(t *testing.T) {
 	assert.Equal(t, swap.Blue, swap.Green.Other())
 	assert.Equal(t, swap.Blue, swap.Color("").Other())
 }
+
+// The instance being started is always visible in Status: as Starting
+// until it is ready (also while a failed start is stopped), then as
+// Incoming from the same moment the phase leaves starting.
+func TestStatusShowsTheInstanceBeingStarted(t *testing.T) {
+	var m *swap.Machine
+	var during []swap.Status
+	look := func() { during = append(during, m.Status()) }
+	rt := &fakeRuntime{
+		startFn: func(context.Context, swap.Color, string) error { look(); return nil },
+		checkFn: func(context.Context, swap.Instance) error { look(); return nil },
+		stopFn:  func(context.Context, swap.Instance) (bool, error) { look(); return false, nil },
+	}
+	m = newMachine(rt, swap.Options{Settle: time.Millisecond, Save: func(swap.State) error { look(); return nil }})
+	_, err := m.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err)
+	during = nil
+	_, err = m.Swap(t.Context(), swap.Request{Release: "2"}, nil)
+	require.NoError(t, err)
+
+	require.NotEmpty(t, during)
+	sawStarting, sawIncoming := false, false
+	for _, st := range during {
+		switch st.Phase {
+		case swap.PhaseStarting:
+			sawStarting = true
+			assert.Equal(t, swap.Green, st.Starting)
+			assert.Nil(t, st.Incoming)
+		case swap.PhaseSettling, swap.PhaseCutover:
+			sawIncoming = true
+			assert.Empty(t, st.Starting)
+			require.NotNil(t, st.Incoming, "phase %s", st.Phase)
+			assert.Equal(t, "app@green.service", st.Incoming.Unit)
+		default:
+			assert.Empty(t, st.Starting, "phase %s", st.Phase)
+		}
+	}
+	assert.True(t, sawStarting)
+	assert.True(t, sawIncoming)
+	assert.Empty(t, m.Status().Starting)
+
+	// A failed start is stopped while still shown as Starting.
+	rt.startFn = func(context.Context, swap.Color, string) error { return errors.New("boom") }
+	during = nil
+	_, err = m.Swap(t.Context(), swap.Request{Release: "3"}, nil)
+	require.ErrorIs(t, err, swap.ErrStartFailed)
+	var stopping *swap.Status
+	for i := range during {
+		if during[i].Phase == swap.PhaseStarting {
+			stopping = &during[i]
+		}
+	}
+	require.NotNil(t, stopping)
+	assert.Equal(t, swap.Blue, stopping.Starting)
+	assert.Empty(t, m.Status().Starting)
+}

@@ -206,14 +206,16 @@ func (r *run) start(ctx context.Context, color Color, release string) (Instance,
 // ready; otherwise it rolls back.
 func (r *run) settle(ctx context.Context, next Instance) error {
 	m := r.m
-	err := m.enter(PhaseSettling, func(i *Intent) { i.To = clone(&next) })
+	err := m.enter(PhaseSettling, func(i *Intent) {
+		i.To = clone(&next)
+		// Under the same lock as the phase: Status shows the new instance
+		// as Starting, then as Incoming, never as neither.
+		m.incoming = clone(&next)
+	})
 	if err != nil {
 		r.rollback(ctx, next)
 		return &RollbackError{Phase: PhaseSettling, Err: fmt.Errorf("save state before the cutover: %w", err)}
 	}
-	m.mu.Lock()
-	m.incoming = clone(&next)
-	m.mu.Unlock()
 	if m.opts.Settle <= 0 {
 		return nil
 	}

@@ -31,6 +31,7 @@ type Instance struct {
 	Release      string    `json:"release"`
 	PID          int       `json:"pid,omitempty"`
 	InvocationID string    `json:"invocation_id,omitempty"`
+	Restarts     int       `json:"restarts,omitempty"` // the unit's NRestarts (restarts by systemd itself) when InvocationID was recorded
 	Since        time.Time `json:"since"`
 }
 
@@ -158,6 +159,9 @@ type Status struct {
 	Target    string    `json:"target,omitempty"` // release being swapped to
 	Since     time.Time `json:"since,omitzero"`   // when the running swap began
 	Last      *Result   `json:"last_swap,omitempty"`
+	// Starting is the colour of the instance being started, until it is
+	// ready (then it is Incoming) or its start failed; empty otherwise.
+	Starting Color `json:"starting,omitempty"`
 }
 
 // State is what the machine asks to have persisted (see Options.Save).

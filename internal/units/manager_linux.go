@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
@@ -23,11 +25,23 @@ const pollInterval = 250 * time.Millisecond
 // use. Callers must Close it.
 type Manager struct {
 	mu   sync.Mutex // guards conn
-	conn *sd.Conn
+	conn link
+	// noPIDFD records that the service manager has no GetUnitByPIDFD
+	// (systemd < 253).
+	noPIDFD atomic.Bool
+}
+
+// link is one connection to systemd: go-systemd's, and the godbus
+// connection under it that carries its method calls, for the calls
+// go-systemd does not wrap (such as GetUnitByPIDFD).
+type link struct {
+	sd  *sd.Conn
+	bus *dbus.Conn
 }
 
 // Dial connects to systemd: the system bus, or systemd's private socket
-// when the bus is unavailable and the caller is root.
+// when the bus is unavailable and the caller is root. ctx bounds the
+// dial only: the connection lives until Close.
 func Dial(ctx context.Context) (*Manager, error) {
 	conn, err := dial(ctx)
 	if err != nil {
@@ -36,35 +50,105 @@ func Dial(ctx context.Context) (*Manager, error) {
 	return &Manager{conn: conn}, nil
 }
 
-func dial(ctx context.Context) (*sd.Conn, error) {
-	conn, err := sd.NewWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect to systemd over D-Bus: %w", err)
+func dial(ctx context.Context) (link, error) {
+	// godbus closes a connection when the context it was dialled with
+	// ends: a connection re-dialled inside a short call must outlive it.
+	ctx = context.WithoutCancel(ctx)
+	var l link
+	keep := func(connect func(context.Context) (*dbus.Conn, error)) func() (*dbus.Conn, error) {
+		return func() (*dbus.Conn, error) {
+			c, err := connect(ctx)
+			if err == nil && l.bus == nil {
+				l.bus = c // both of go-systemd's connections can carry calls
+			}
+			return c, err
+		}
 	}
+	conn, err := sd.NewConnection(keep(systemBus))
+	if err != nil && os.Geteuid() == 0 {
+		l.bus = nil
+		conn, err = sd.NewConnection(keep(systemdPrivate))
+	}
+	if err != nil {
+		return link{}, fmt.Errorf("connect to systemd over D-Bus: %w", err)
+	}
+	l.sd = conn
 	// Without Subscribe systemd may not emit JobRemoved to this client.
 	if err := conn.Subscribe(); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("subscribe to systemd signals: %w", err)
+		return link{}, fmt.Errorf("subscribe to systemd signals: %w", err)
 	}
-	return conn, nil
+	return l, nil
+}
+
+// systemBus connects to the system bus, as go-systemd's NewWithContext
+// does first.
+func systemBus(ctx context.Context) (*dbus.Conn, error) {
+	c, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := authenticate(c); err != nil {
+		return nil, err
+	}
+	if err := c.Hello(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// systemdPrivate connects to systemd's private socket (root only; no bus,
+// so no Hello), go-systemd's fallback.
+func systemdPrivate(ctx context.Context) (*dbus.Conn, error) {
+	c, err := dbus.Dial("unix:path=/run/systemd/private", dbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return c, authenticate(c)
+}
+
+// authenticate uses EXTERNAL with the numeric uid (no user database
+// lookup), as go-systemd does; it closes c on failure.
+func authenticate(c *dbus.Conn) error {
+	if err := c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+		c.Close()
+		return err
+	}
+	return nil
 }
 
 // Close closes the D-Bus connection.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.conn.Close()
+	m.conn.sd.Close()
 	return nil
 }
 
 // do runs f on the connection, re-dialling once if the connection was
 // closed under it (systemd re-executed, dbus-daemon restarted).
 func (m *Manager) do(ctx context.Context, f func(*sd.Conn) error) error {
+	return m.doLink(ctx, func(l link) error { return f(l.sd) })
+}
+
+// call runs f on systemd's manager object, re-dialling like do.
+func (m *Manager) call(ctx context.Context, f func(manager dbus.BusObject) error) error {
+	return m.doLink(ctx, func(l link) error { return f(l.bus.Object(systemdBusName, systemdPath)) })
+}
+
+// The manager's bus name and object path.
+const (
+	systemdBusName = "org.freedesktop.systemd1"
+	systemdPath    = dbus.ObjectPath("/org/freedesktop/systemd1")
+)
+
+func (m *Manager) doLink(ctx context.Context, f func(link) error) error {
 	m.mu.Lock()
 	conn := m.conn
 	m.mu.Unlock()
 	err := f(conn)
-	if !errors.Is(err, dbus.ErrClosed) && conn.Connected() {
+	if !errors.Is(err, dbus.ErrClosed) && conn.sd.Connected() {
 		return err
 	}
 	m.mu.Lock()
@@ -74,7 +158,7 @@ func (m *Manager) do(ctx context.Context, f func(*sd.Conn) error) error {
 			m.mu.Unlock()
 			return fmt.Errorf("%w (re-dial: %w)", err, derr)
 		}
-		conn.Close()
+		conn.sd.Close()
 		m.conn = fresh
 	}
 	conn = m.conn

@@ -56,3 +56,11 @@ func (m *Manager) JobType(context.Context, string) (string, error) { return "", 
 
 // Disable returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Disable(context.Context, ...string) error { return errUnsupported }
+
+// ProcessOwner returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) ProcessOwner(context.Context, int, int) (Owner, error) {
+	return Owner{}, errUnsupported
+}
+
+// Restarts returns an error wrapping errors.ErrUnsupported.
+func (m *Manager) Restarts(context.Context, string) (int, error) { return 0, errUnsupported }

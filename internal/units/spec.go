@@ -117,6 +117,13 @@ type Unit struct {
 	Restarts     int       // NRestarts: automatic restarts since the unit was loaded
 }
 
+// Owner is the unit a process belongs to, as the service manager says
+// (Manager.ProcessOwner).
+type Owner struct {
+	Unit         string // unit name, e.g. "hello@blue.service"
+	InvocationID string // hex; empty when the unit has none
+}
+
 // Running reports whether the unit is active or on its way there.
 func (u Unit) Running() bool {
 	return u.ActiveState == "active" || u.ActiveState == "activating" || u.ActiveState == "reloading"
