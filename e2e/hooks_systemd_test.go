@@ -41,7 +41,12 @@ func (a *app) editConfig(edit func(*config.Config)) {
 func TestSystemdCutoverHooks(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
-	log := filepath.Join(t.TempDir(), "hooks.log")
+	// Hooks run as the app's (dynamic) user: the log must be writable by it.
+	dir, err := os.MkdirTemp("", "bdtest-hooks-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // test output
+	require.NoError(t, os.Chmod(dir, 0o777))
+	log := filepath.Join(dir, "hooks.log")
 	a.setHooks(config.Hooks{
 		BeforeCutover: []string{"/bin/sh", "-c", `echo "before $BEAMDEPLOY_OLD_UNIT $BEAMDEPLOY_OLD_RELEASE -> $BEAMDEPLOY_NEW_UNIT $BEAMDEPLOY_NEW_RELEASE" >>` + log + `; test "$BEAMDEPLOY_NEW_RELEASE" != 2.0.0 || { echo "refusing 2.0.0" >&2; exit 1; }`},
 		AfterCutover:  []string{"/bin/sh", "-c", `echo "after $BEAMDEPLOY_NEW_RELEASE" >>` + log + `; test "$BEAMDEPLOY_NEW_RELEASE" != 1.1.0 || exit 7`},

@@ -131,3 +131,32 @@ func TestSystemdParentRestartLeavesAppAlone(t *testing.T) {
 		assert.NotEqual(t, "active", show(u, "ActiveState"), "stop stops the app: %s", u)
 	}
 }
+
+// Artifacts as CI makes them: a tarball named app.tar.gz with --version,
+// and one read from stdin; without --version the name is refused, naming
+// the flag.
+func TestSystemdUpgradeWithVersionFlagAndStdin(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	src, err := os.ReadFile(release(t, "1.0.0"))
+	require.NoError(t, err)
+	plain := filepath.Join(t.TempDir(), "app.tar.gz")
+	require.NoError(t, os.WriteFile(plain, src, 0o644))
+
+	out, err := a.run("upgrade", a.name, plain)
+	assert.Equal(t, 2, exitCode(err), out)
+	assert.Contains(t, out, "--version")
+
+	out, err = a.run("upgrade", a.name, plain, "--version", "1.0.0")
+	require.NoError(t, err, out)
+	requireServing(t, a, "1.0.0")
+
+	next, err := os.Open(release(t, "1.1.0"))
+	require.NoError(t, err)
+	defer next.Close()
+	cmd := exec.CommandContext(t.Context(), a.bin, "upgrade", a.name, "-", "--version", "1.1.0")
+	cmd.Stdin = next
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+	requireServing(t, a, "1.1.0")
+}

@@ -159,3 +159,28 @@ func TestInitChecksBeforeWriting(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	assert.Empty(t, entries, "nothing written")
 }
+
+func TestUploadName(t *testing.T) {
+	tests := []struct{ path, version, want, err string }{
+		{"dist/hello-1.2.0.tar.gz", "", "hello-1.2.0.tar.gz", ""},
+		{"dist/app.tar.gz", "1.2.3", "app.tar.gz", ""},
+		{"dist/hello-1.2.0.tar.gz", "2.0.0", "hello-1.2.0.tar.gz", ""}, // --version wins, in the parent
+		{"-", "v1.0.0+build.7", "hello.tar.gz", ""},
+		{"dist/app.tar.gz", "", "", "pass --version VERSION"},
+		{"-", "", "", "needs --version VERSION"},
+		{"-", "../x", "", "version \"../x\""},
+		{"-", "-1", "", "version \"-1\""},
+		{"dist/app.zip", "1.0.0", "", "want NAME.tar.gz"},
+	}
+	for _, tt := range tests {
+		got, err := uploadName("hello", tt.path, tt.version)
+		if tt.err != "" {
+			var ue *usageError
+			require.ErrorAs(t, err, &ue, "%+v", tt)
+			assert.Contains(t, err.Error(), tt.err)
+			continue
+		}
+		require.NoError(t, err, "%+v", tt)
+		assert.Equal(t, tt.want, got)
+	}
+}

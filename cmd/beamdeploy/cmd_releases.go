@@ -16,13 +16,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/release"
 )
 
 func stageCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "stage",
 		Usage:     "unpack and verify a release tarball without swapping to it",
-		UsageText: "beamdeploy stage APP TARBALL [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy stage APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
 		Description: "A following `systemctl reload APP` (or `beamdeploy reload APP`) swaps to it.\n" +
 			"The tarball's sha256 is checked against --sha256, else against TARBALL.sha256\n" +
 			"(sha256sum format) when that file exists. The app's command must be an ELF\n" +
@@ -49,31 +50,61 @@ func tarballFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "sha256", Usage: "refuse the tarball unless its sha256 is HEX (default: TARBALL.sha256 if present)", EnvVars: []string{"BEAMDEPLOY_SHA256"}},
 		&cli.BoolFlag{Name: "force", Usage: "replace an already staged release of the same version with different content (not one in use: exit 6)"},
+		&cli.StringFlag{Name: "version", Usage: "the release's version, for a tarball whose name carries none (app.tar.gz) or read from stdin (-)"},
 		swapTimeoutFlag(),
 	}
 }
 
-// openTarball opens APP TARBALL's file and works out its expected sha256.
-func openTarball(c *cli.Context) (string, *os.File, control.UpgradeOptions, error) {
-	app, err := appArg(c)
-	if err != nil {
-		return "", nil, control.UpgradeOptions{}, err
+// openTarball opens APP TARBALL's file ("-": stdin) and works out the
+// file name to upload (it carries the version: NAME-VERSION.tar.gz, or
+// APP-V.tar.gz with --version V) and the expected sha256. Callers close
+// the reader.
+func openTarball(c *cli.Context) (app, name string, f io.ReadCloser, opts control.UpgradeOptions, err error) {
+	if app, err = appArg(c); err != nil {
+		return "", "", nil, opts, err
 	}
 	path := c.Args().Get(1)
 	if path == "" {
-		return "", nil, control.UpgradeOptions{}, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
+		return "", "", nil, opts, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
 	}
-	opts := control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force")}
+	opts = control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force"), Version: c.String("version")}
+	if name, err = uploadName(app, path, c.String("version")); err != nil {
+		return "", "", nil, opts, err
+	}
+	if path == "-" {
+		return app, name, io.NopCloser(os.Stdin), opts, nil
+	}
 	if opts.SHA256 == "" {
 		if opts.SHA256, err = sha256File(path); err != nil {
-			return "", nil, opts, err
+			return "", "", nil, opts, err
 		}
 	}
-	f, err := os.Open(path)
+	file, err := os.Open(path)
 	if err != nil {
-		return "", nil, opts, fmt.Errorf("open release: %w", err)
+		return "", "", nil, opts, fmt.Errorf("open release: %w", err)
 	}
-	return app, f, opts, nil
+	return app, name, file, opts, nil
+}
+
+// uploadName is the file name a tarball is uploaded under, and checks
+// that the parent will learn its version: from --version, or from the file
+// name (NAME-VERSION.tar.gz). A tarball read from stdin ("-") goes up as
+// APP.tar.gz and needs --version.
+func uploadName(app, path, version string) (string, error) {
+	name := filepath.Base(path)
+	if path == "-" {
+		if version == "" {
+			return "", usageErrorf("reading the tarball from stdin needs --version VERSION: nothing else names the release")
+		}
+		name = app + ".tar.gz"
+	}
+	if _, _, err := release.ParseUpload(name, version); err != nil {
+		if version == "" {
+			return "", usageErrorf("%s: the file name carries no version (NAME-VERSION.tar.gz); pass --version VERSION", name)
+		}
+		return "", &usageError{fmt.Errorf("--version %s: %w", version, err)}
+	}
+	return name, nil
 }
 
 // sha256File reads the checksum for tarball from TARBALL.sha256

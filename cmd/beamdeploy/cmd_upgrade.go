@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,14 +19,17 @@ func upgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "upgrade",
 		Usage:     "stage a release tarball and swap APP to it with zero downtime",
-		UsageText: "beamdeploy upgrade APP TARBALL [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
 		Description: "TARBALL is NAME-VERSION.tar.gz (or NAME_VERSION_OS_ARCH.tar.gz). It is unpacked\n" +
 			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
 			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
 			"old colour is gone. If the new release fails to start, it is stopped and the old\n" +
 			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n" +
-			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n\n" +
-			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
+			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n" +
+			"A TARBALL whose name carries no version takes --version; - reads it from stdin.\n\n" +
+			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n" +
+			"   beamdeploy upgrade hello dist/app.tar.gz --version 1.2.3\n" +
+			"   ssh web1 beamdeploy upgrade hello - --version 1.2.3 < hello.tgz\n\n" + exitStatusHelp,
 		Flags:  tarballFlags(),
 		Action: g.uploadAndSwap((*control.Client).Upgrade),
 	}
@@ -37,7 +39,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "hot-upgrade",
 		Usage:     "stage a release tarball and hand APP's running instance over to it in place",
-		UsageText: "beamdeploy hot-upgrade APP TARBALL [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
 		Description: "No second instance: the active instance's process starts the new release's binary\n" +
 			"in the same unit (same unit name, cgroup and resource limits) with the same\n" +
 			"listening sockets; once the new process sent READY=1 it becomes the unit's main\n" +
@@ -99,7 +101,7 @@ func (g *globals) uploadAndSwap(op func(cl *control.Client, ctx context.Context,
 // withTarball opens the TARBALL argument and runs do with a client of APP,
 // the tarball's file name and the upload options, within --timeout.
 func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error) error {
-	app, f, opts, err := openTarball(c)
+	app, name, f, opts, err := openTarball(c)
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,7 @@ func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *c
 		return err
 	}
 	defer cl.Close()
-	return do(ctx, cl, filepath.Base(f.Name()), f, opts)
+	return do(ctx, cl, name, f, opts)
 }
 
 // Timeouts come in two kinds with their own environment variables, so that

@@ -84,6 +84,9 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 type UpgradeOptions struct {
 	SHA256 string // expected tarball checksum, hex; optional
 	Force  bool   // replace a staged release of the same version
+	// Version is the release's version when the file name carries none
+	// (release.ParseUpload); empty: the file name says.
+	Version string
 }
 
 // Upgrade uploads a release tarball, which the parent stages and swaps to.

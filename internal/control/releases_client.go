@@ -41,6 +41,9 @@ func (o UpgradeOptions) query(filename string) url.Values {
 	if o.Force {
 		q.Set("force", "1")
 	}
+	if o.Version != "" {
+		q.Set("version", o.Version)
+	}
 	return q
 }
 

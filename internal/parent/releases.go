@@ -156,7 +156,7 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	q := r.URL.Query()
 	filename := q.Get("filename")
 	began := time.Now()
-	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Size: r.ContentLength,
+	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Version: q.Get("version"), Size: r.ContentLength,
 		Command:  relCommand(s.exec),
 		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
 	rel, err := s.releases.Stage(ctx, filename, r.Body, opts)

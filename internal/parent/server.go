@@ -87,7 +87,7 @@ func (s *server) refresh(ctx context.Context, a *swap.Instance) {
 // stream, which goes out while the tarball is still being read. On error
 // it answers and returns nil.
 func uploadStream(w http.ResponseWriter, r *http.Request) *stream {
-	if _, _, err := release.ParseFilename(r.URL.Query().Get("filename")); err != nil {
+	if _, _, err := release.ParseUpload(r.URL.Query().Get("filename"), r.URL.Query().Get("version")); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeInvalidRelease, err.Error()))
 		return nil
 	}

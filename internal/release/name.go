@@ -42,6 +42,32 @@ func ParseFilename(filename string) (app, version string, err error) {
 	return app, version, nil
 }
 
+// ParseUpload is ParseFilename for an upload whose version may be given
+// apart from its file name (CI artifacts named app.tar.gz, a tarball read
+// from stdin). With version empty it is ParseFilename. Otherwise version
+// is the release's version, the file name need only end in .tar.gz or
+// .tgz, and app is the NAME the file name carries, else its stem.
+func ParseUpload(filename, version string) (app, ver string, err error) {
+	if version == "" {
+		return ParseFilename(filename)
+	}
+	if err := validVersion(version); err != nil {
+		return "", "", err
+	}
+	if app, _, err := ParseFilename(filename); err == nil {
+		return app, version, nil
+	}
+	base := filepath.Base(filename)
+	stem, ok := strings.CutSuffix(base, ".tar.gz")
+	if !ok {
+		stem, ok = strings.CutSuffix(base, ".tgz")
+	}
+	if !ok || validApp(stem) != nil {
+		return "", "", fmt.Errorf("%w: file name %q: want NAME.tar.gz or NAME.tgz, NAME up to %d characters from [A-Za-z0-9._-]", ErrInvalidRelease, base, maxNameLen)
+	}
+	return stem, version, nil
+}
+
 // splitGoStyle splits NAME_VERSION_OS_ARCH; OS and ARCH may themselves
 // contain underscores (x86_64).
 func splitGoStyle(stem string) (app, version string, ok bool) {

@@ -61,3 +61,28 @@ func TestValidVersion(t *testing.T) {
 		assert.ErrorIs(t, validVersion(v), ErrInvalidRelease, v)
 	}
 }
+
+func TestParseUpload(t *testing.T) {
+	tests := []struct{ filename, version, app, ver string }{
+		{"hello-1.2.0.tar.gz", "", "hello", "1.2.0"},
+		{"hello-1.2.0.tar.gz", "2.0.0", "hello", "2.0.0"},
+		{"app.tar.gz", "1.2.3", "app", "1.2.3"},
+		{"my-svc.tgz", "v4", "my-svc", "v4"},
+		{"app.tar.gz", "", "", ""},
+		{"app.zip", "1.0.0", "", ""},
+		{"../x.tar.gz", "1.0.0", "x", "1.0.0"}, // only the base name counts
+		{"app.tar.gz", "../1", "", ""},
+		{".tar.gz", "1.0.0", "", ""},
+	}
+	for _, tt := range tests {
+		app, ver, err := ParseUpload(tt.filename, tt.version)
+		if tt.app == "" {
+			assert.ErrorIs(t, err, ErrInvalidRelease, "%+v", tt)
+			continue
+		}
+		if assert.NoError(t, err, "%+v", tt) {
+			assert.Equal(t, tt.app, app)
+			assert.Equal(t, tt.ver, ver)
+		}
+	}
+}

@@ -116,6 +116,9 @@ type Store struct {
 
 // StageOptions are the optional parameters of [Store.Stage].
 type StageOptions struct {
+	// Version, when set, is the release's version whatever the file name
+	// says (see ParseUpload).
+	Version string
 	// SHA256 is the expected hex sha256 of the tarball; empty means any.
 	SHA256 string
 	// Force replaces an already staged version whose content differs.

@@ -50,7 +50,7 @@ func (s *Store) stage(ctx context.Context, filename string, r io.Reader, opts St
 	if s.Dir == "" {
 		return Release{}, errors.New("release: store has no directory")
 	}
-	app, version, err := ParseFilename(filename)
+	app, version, err := ParseUpload(filename, opts.Version)
 	if err != nil {
 		return Release{}, err
 	}
