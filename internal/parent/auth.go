@@ -21,8 +21,12 @@ import (
 const DeployGroup = "beamdeploy"
 
 // identifyTimeout bounds asking systemd who a peer is: a stuck D-Bus
-// refuses the peer as an instance instead of holding its connection.
-const identifyTimeout = 2 * time.Second
+// refuses the peer as an instance instead of holding its connection. It is
+// generous because a refused instance fails: systemd answered a lookup
+// after more than 2 s on a busy machine (the e2e suite, three tests at a
+// time), and a restarted instance whose broker fetch was refused failed
+// again. A flood of lookups is bounded by the connection gate, not here.
+const identifyTimeout = 10 * time.Second
 
 // peer is who is on the other end of a control or broker connection: the
 // kernel's credentials from connect time (SO_PEERCRED, SO_PEERGROUPS) and,
