@@ -104,7 +104,7 @@ func (l *load) run(pause time.Duration) {
 			l.served[server]++
 		}
 		l.mu.Unlock()
-		time.Sleep(pause) // some connections sit idle briefly, well within IdleGrace
+		time.Sleep(pause) // some connections sit idle briefly
 	}
 }
 
