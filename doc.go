@@ -56,7 +56,9 @@
 //	TimeoutStopSec=30
 //
 // [DefaultDrainTimeout] (20 s) is shorter than systemd's default stop timeout
-// (30 s), so [Serve] returns before systemd escalates to SIGKILL.
+// (30 s), so [Serve] returns before systemd escalates to SIGKILL; with another
+// TimeoutStopSec, tell [Serve] with Environment=BEAMDEPLOY_DRAIN_TIMEOUT=
+// (the same value, see [ServeOptions.DrainTimeout]).
 //
 // # Environment
 //
@@ -69,6 +71,8 @@
 //   - NOTIFY_SOCKET: where READY=1, STOPPING=1 and STATUS= go; see [Ready].
 //   - BEAMDEPLOY_APP, BEAMDEPLOY_UNIT, BEAMDEPLOY_COLOR, BEAMDEPLOY_RELEASE:
 //     set by the parent for each instance; see [Instance].
+//   - BEAMDEPLOY_DRAIN_TIMEOUT: the instance's stop timeout (drain_timeout),
+//     e.g. "30s"; [Serve] ends its drain before it; see [EnvDrainTimeout].
 //
 // The SDK is a convenience, never a requirement: any program that takes its
 // listeners from LISTEN_FDS, sends READY=1 when it can serve and drains on

@@ -17,6 +17,11 @@ const (
 	EnvColor = "BEAMDEPLOY_COLOR"
 	// EnvRelease holds the release (version) the instance runs.
 	EnvRelease = "BEAMDEPLOY_RELEASE"
+	// EnvDrainTimeout holds how long the instance may take to exit after
+	// SIGTERM before systemd kills it (the app's drain_timeout, the
+	// unit's TimeoutStopSec), in Go's duration syntax, e.g. "30s". [Serve]
+	// ends its drain in time; see [ServeOptions.DrainTimeout].
+	EnvDrainTimeout = "BEAMDEPLOY_DRAIN_TIMEOUT"
 )
 
 // Enabled reports whether the process runs managed by beamdeploy: the

@@ -1,12 +1,16 @@
 package beamdeploy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"sync"
@@ -100,7 +104,7 @@ func (l *load) run(pause time.Duration) {
 			l.served[server]++
 		}
 		l.mu.Unlock()
-		time.Sleep(pause) // some connections sit idle briefly, well within IdleGrace
+		time.Sleep(pause) // some connections sit idle briefly
 	}
 }
 
@@ -251,12 +255,14 @@ func TestServeSlowRequest(t *testing.T) {
 		err  error
 	}
 	res := make(chan result, 1)
+	client := &http.Client{Transport: &http.Transport{}}
 	go func() {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		resp, err := client.Get("http://" + ln.Addr().String() + "/")
 		if err != nil {
 			res <- result{err: err}
 			return
 		}
+		defer client.CloseIdleConnections() // the drain waits for this client to leave
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		res <- result{string(b), err}
@@ -270,43 +276,6 @@ func TestServeSlowRequest(t *testing.T) {
 	r := <-res
 	require.NoError(t, r.err)
 	assert.Equal(t, "slow\n", r.body)
-}
-
-// TestServeIdleConnGrace: a keep-alive connection idle when the drain starts
-// still takes a request within IdleGrace (answered with Connection: close),
-// and an idle one is closed once IdleGrace has passed.
-func TestServeIdleConnGrace(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	url := "http://" + ln.Addr().String() + "/"
-	srv := &http.Server{Handler: echoHandler("A")}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := startServe(ctx, srv, ln, ServeOptions{IdleGrace: 400 * time.Millisecond})
-
-	reused := &load{client: &http.Client{Transport: &http.Transport{}}, url: url}
-	idle := &load{client: &http.Client{Transport: &http.Transport{}}, url: url}
-	for _, c := range []*load{reused, idle} {
-		_, err := c.post([]byte("warm"), false)
-		require.NoError(t, err) // leaves one idle keep-alive connection each
-	}
-	begin := time.Now()
-	cancel()
-	time.Sleep(100 * time.Millisecond) // draining, listener closed, within the grace
-
-	req, err := http.NewRequest(http.MethodPost, url, io.NopCloser(bytes.NewReader([]byte("late"))))
-	require.NoError(t, err)
-	req.ContentLength = 4
-	resp, err := reused.client.Do(req)
-	require.NoError(t, err, "POST on an idle keep-alive connection during the grace")
-	_, _ = io.Copy(io.Discard, resp.Body)
-	require.NoError(t, resp.Body.Close())
-	assert.True(t, resp.Close, "answered with Connection: close")
-	assert.Equal(t, "4", resp.Header.Get("X-Received"))
-
-	require.NoError(t, waitServe(t, done, 5*time.Second), "the idle connection was closed")
-	assert.GreaterOrEqual(t, time.Since(begin), 400*time.Millisecond, "not before IdleGrace")
-	idle.client.CloseIdleConnections()
 }
 
 // TestServeDrainTimeout: a request that outlives DrainTimeout is cut off and
@@ -356,10 +325,294 @@ func TestServeError(t *testing.T) {
 }
 
 func TestServeOptionsDefaults(t *testing.T) {
-	o := ServeOptions{}.withDefaults()
-	assert.Equal(t, DefaultIdleGrace, o.IdleGrace)
-	assert.Equal(t, DefaultDrainTimeout, o.DrainTimeout)
-	o = ServeOptions{IdleGrace: time.Second, DrainTimeout: -1}.withDefaults()
-	assert.Equal(t, time.Second, o.IdleGrace)
-	assert.Equal(t, DefaultDrainTimeout, o.DrainTimeout)
+	for _, tc := range []struct {
+		env  string
+		opts ServeOptions
+		want time.Duration
+	}{
+		{"", ServeOptions{}, DefaultDrainTimeout},
+		{"garbage", ServeOptions{}, DefaultDrainTimeout},
+		{"-5s", ServeOptions{}, DefaultDrainTimeout},
+		{"10s", ServeOptions{}, 7500 * time.Millisecond},
+		{"30s", ServeOptions{}, 25 * time.Second},
+		{"2m", ServeOptions{}, 115 * time.Second},
+		{"2s", ServeOptions{}, 1500 * time.Millisecond},
+		{"30s", ServeOptions{DrainTimeout: time.Second}, time.Second},
+		{"30s", ServeOptions{DrainTimeout: -1}, 25 * time.Second},
+	} {
+		t.Run(tc.env+"/"+tc.opts.DrainTimeout.String(), func(t *testing.T) {
+			t.Setenv(EnvDrainTimeout, tc.env)
+			assert.Equal(t, tc.want, tc.opts.withDefaults().DrainTimeout)
+		})
+	}
+}
+
+// idleClient holds one keep-alive connection of its own.
+type idleClient struct {
+	client *http.Client
+	url    string
+}
+
+func newIdleClient(t *testing.T, url string) *idleClient {
+	t.Helper()
+	c := &idleClient{client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}, url: url}
+	_, err := c.post([]byte("warm"))
+	require.NoError(t, err) // leaves one idle keep-alive connection
+	t.Cleanup(c.client.CloseIdleConnections)
+	return c
+}
+
+type postResult struct {
+	reused, closed bool // sent on the idle connection; answered with Connection: close
+	server         string
+}
+
+// post sends a POST that the client never retries (no GetBody) and
+// reports whether it went out on the connection kept idle.
+func (c *idleClient) post(body []byte) (postResult, error) {
+	var res postResult
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { res.reused = i.Reused }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+		http.MethodPost, c.url, io.NopCloser(bytes.NewReader(body)))
+	if err != nil {
+		return res, err
+	}
+	req.ContentLength = int64(len(body))
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return res, fmt.Errorf("read response: %w", err)
+	}
+	if got := resp.Header.Get("X-Received"); resp.StatusCode != http.StatusOK || got != strconv.Itoa(len(body)) {
+		return res, fmt.Errorf("status %d, X-Received %q for %d bytes", resp.StatusCode, got, len(body))
+	}
+	res.closed, res.server = resp.Close, resp.Header.Get("X-Server")
+	return res, nil
+}
+
+// TestServeIdleKeepAliveReusedDuringDrain: clients that hold an idle
+// keep-alive connection reuse it at moments spread over the drain. While
+// there is time left the connection is still there: each POST goes out on
+// it, is answered with Connection: close, and none meets a closed
+// connection. The drain ends when the last client has been told to close.
+func TestServeIdleKeepAliveReusedDuringDrain(t *testing.T) {
+	base := warmFDs(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String() + "/"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const timeout, spread, clients = 4 * time.Second, 2500 * time.Millisecond, 24
+	done := startServe(ctx, &http.Server{Handler: echoHandler("A")}, ln, ServeOptions{DrainTimeout: timeout})
+	idle := make([]*idleClient, clients)
+	for i := range idle {
+		idle[i] = newIdleClient(t, url)
+	}
+	begin := time.Now()
+	cancel()
+	results := make([]postResult, clients)
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for i, c := range idle {
+		wg.Go(func() {
+			// spread over the drain, with jitter, around where a fixed idle
+			// grace used to close connections too
+			time.Sleep(time.Duration(i)*spread/clients + rand.N(spread/clients))
+			results[i], errs[i] = c.post(bytes.Repeat([]byte("x"), 1+i*100))
+		})
+	}
+	wg.Wait()
+	for i := range clients {
+		if assert.NoError(t, errs[i], "client %d", i) {
+			assert.True(t, results[i].reused, "client %d: POST went out on its idle connection", i)
+			assert.True(t, results[i].closed, "client %d: answered with Connection: close", i)
+			assert.Equal(t, "A", results[i].server)
+		}
+	}
+	require.NoError(t, waitServe(t, done, 2*timeout))
+	assert.Less(t, time.Since(begin), timeout, "the drain ended with the last client, before the deadline")
+	assertNoFDLeak(t, base)
+}
+
+// TestServeClosesIdleAtDeadline: a connection whose client neither uses nor
+// closes it stays open until the drain deadline, then Serve closes it and
+// returns nil (no request was cut). One the client closes ends at once.
+func TestServeClosesIdleAtDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String() + "/"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const timeout = 1500 * time.Millisecond
+	done := startServe(ctx, &http.Server{Handler: echoHandler("A")}, ln, ServeOptions{DrainTimeout: timeout})
+	stays, leaves := newIdleClient(t, url), newIdleClient(t, url)
+	begin := time.Now()
+	cancel()
+	leaves.client.CloseIdleConnections()
+	require.NoError(t, waitServe(t, done, 5*timeout))
+	assert.GreaterOrEqual(t, time.Since(begin), timeout, "the idle connection was kept until the deadline")
+	_, err = stays.post([]byte("late"))
+	assert.Error(t, err, "closed at the deadline, and nobody listens any more")
+}
+
+// TestServeH2CGoAway: with unencrypted HTTP/2 on, the drain sends GOAWAY at
+// once to a connection with a request in flight and to an idle one; the
+// request in flight completes; an HTTP/1 keep-alive connection idle at the
+// same time is still served.
+func TestServeH2CGoAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	started, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", echoHandler("A"))
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = io.WriteString(w, "slow\n")
+	})
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := startServe(ctx, &http.Server{Handler: mux, Protocols: &protocols}, ln, ServeOptions{DrainTimeout: 10 * time.Second})
+
+	busy, idle := dialH2C(t, addr), dialH2C(t, addr)
+	busy.get(t, 1, "/slow", addr)
+	<-started
+	idle.get(t, 1, "/", addr)
+	status, body := idle.response(t, 1)
+	require.Equal(t, byte(0x88), status, ":status 200")
+	require.Equal(t, "ok\n", body)
+	h1 := newIdleClient(t, "http://"+addr+"/")
+
+	cancel()
+	for name, c := range map[string]*h2cConn{"busy": busy, "idle": idle} {
+		last, code := c.goAway(t)
+		assert.Equal(t, uint32(0), code, "%s: GOAWAY with NO_ERROR", name)
+		assert.Equal(t, uint32(1), last, "%s: stream 1 is processed", name)
+	}
+	res, err := h1.post([]byte("after goaway"))
+	require.NoError(t, err, "HTTP/1 keep-alive connection still served")
+	assert.True(t, res.reused)
+	assert.True(t, res.closed)
+
+	close(release)
+	status, body = busy.response(t, 1)
+	assert.Equal(t, byte(0x88), status, ":status 200")
+	assert.Equal(t, "slow\n", body, "the request in flight completed")
+	require.NoError(t, waitServe(t, done, 5*time.Second))
+}
+
+// h2cConn is just enough of an HTTP/2 client over cleartext (prior
+// knowledge) to watch the frames a server sends.
+type h2cConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+const (
+	frameData     = 0x0
+	frameHeaders  = 0x1
+	frameSettings = 0x4
+	frameGoAway   = 0x7
+	flagEndStream = 0x1
+	flagAck       = 0x1
+	flagEndHeader = 0x4
+)
+
+func dialH2C(t *testing.T, addr string) *h2cConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	h := &h2cConn{c: c, br: bufio.NewReader(c)}
+	_, err = io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	require.NoError(t, err)
+	h.write(t, frameSettings, 0, 0, nil)
+	return h
+}
+
+func (h *h2cConn) write(t *testing.T, typ, flags byte, stream uint32, payload []byte) {
+	t.Helper()
+	hdr := make([]byte, 9, 9+len(payload))
+	hdr[0], hdr[1], hdr[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
+	hdr[3], hdr[4] = typ, flags
+	binary.BigEndian.PutUint32(hdr[5:], stream)
+	_, err := h.c.Write(append(hdr, payload...))
+	require.NoError(t, err)
+}
+
+// read returns the next frame other than SETTINGS, which it acknowledges.
+func (h *h2cConn) read(t *testing.T) (typ, flags byte, stream uint32, payload []byte) {
+	t.Helper()
+	require.NoError(t, h.c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	for {
+		hdr := make([]byte, 9)
+		_, err := io.ReadFull(h.br, hdr)
+		require.NoError(t, err, "read frame header")
+		payload = make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+		_, err = io.ReadFull(h.br, payload)
+		require.NoError(t, err, "read frame payload")
+		typ, flags, stream = hdr[3], hdr[4], binary.BigEndian.Uint32(hdr[5:])&0x7fffffff
+		if typ == frameSettings && flags&flagAck == 0 {
+			h.write(t, frameSettings, flagAck, 0, nil)
+			continue
+		}
+		if typ != frameSettings {
+			return typ, flags, stream, payload
+		}
+	}
+}
+
+// get sends a GET on stream, headers HPACK-encoded as literals.
+func (h *h2cConn) get(t *testing.T, stream uint32, path, authority string) {
+	t.Helper()
+	var block []byte
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", path}, {":authority", authority}} {
+		block = append(block, 0x00, byte(len(f[0])))
+		block = append(block, f[0]...)
+		block = append(block, byte(len(f[1])))
+		block = append(block, f[1]...)
+	}
+	h.write(t, frameHeaders, flagEndHeader|flagEndStream, stream, block)
+}
+
+// response reads stream's response: the first byte of its header block
+// (0x88 is ":status 200") and its body.
+func (h *h2cConn) response(t *testing.T, stream uint32) (status byte, body string) {
+	t.Helper()
+	for {
+		typ, flags, id, payload := h.read(t)
+		if id != stream {
+			continue
+		}
+		switch typ {
+		case frameHeaders:
+			require.NotEmpty(t, payload)
+			status = payload[0]
+		case frameData:
+			body += string(payload)
+		}
+		if typ <= frameHeaders && flags&flagEndStream != 0 {
+			return status, body
+		}
+	}
+}
+
+// goAway reads frames up to a GOAWAY and returns its last stream id and
+// error code.
+func (h *h2cConn) goAway(t *testing.T) (lastStream, code uint32) {
+	t.Helper()
+	for {
+		typ, _, _, payload := h.read(t)
+		if typ == frameGoAway {
+			require.GreaterOrEqual(t, len(payload), 8)
+			return binary.BigEndian.Uint32(payload) & 0x7fffffff, binary.BigEndian.Uint32(payload[4:])
+		}
+	}
 }

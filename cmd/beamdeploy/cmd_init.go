@@ -51,7 +51,7 @@ func initCommand(g *globals) *cli.Command {
 			&cli.StringFlag{Name: "exec", Usage: "command line of the app, relative to the release root (required)"},
 			&cli.StringFlag{Name: "user", Value: config.DynamicUser, Usage: "run instances as this existing user, or as root; \"dynamic\": a user systemd allocates for the app (DynamicUser=yes)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: config.DefaultReadyTimeout, Usage: "how long a new instance may take to send READY=1"},
-			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long an old instance may drain before it is killed"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long an old instance may drain before it is killed (it is told in BEAMDEPLOY_DRAIN_TIMEOUT)"},
 			&cli.DurationFlag{Name: "settle", Value: config.DefaultSettle, Usage: "how long a new instance must keep running after READY=1 before the old one is stopped (0 turns it off)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files"},
 			&cli.BoolFlag{Name: "no-start", Usage: "write the files only; do not reload systemd or start anything"},

@@ -93,6 +93,9 @@ func get(t *testing.T, method, url, body string) *http.Response {
 
 func stopHello(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
+	// The drain waits for clients to use or close their idle keep-alive
+	// connections (or for its deadline): this client leaves.
+	http.DefaultClient.CloseIdleConnections()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "drained and exited 0")
 }
@@ -145,6 +148,11 @@ func TestManaged(t *testing.T) {
 	assert.Equal(t, "hello@blue.service", resp.Header.Get("X-Instance"))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, "STOPPING=1", readNotify(t, notify))
+	// Draining: the idle keep-alive connection is still served, told to
+	// close, and then the drain is over.
+	resp = get(t, http.MethodPost, "http://"+ln.Addr().String()+"/", "after SIGTERM")
+	assert.True(t, resp.Close, "Connection: close")
+	assert.Equal(t, "13", resp.Header.Get("X-Received"))
 	require.NoError(t, cmd.Wait(), "drained and exited 0")
 }
 

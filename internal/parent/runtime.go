@@ -188,6 +188,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 			"BEAMDEPLOY_COLOR=" + string(inst.Color),
 			"BEAMDEPLOY_RELEASE=" + inst.Release,
 			"BEAMDEPLOY_SOCKET=" + r.paths.ControlSocket(r.app),
+			"BEAMDEPLOY_DRAIN_TIMEOUT=" + r.cfg.Drain().String(), // TimeoutStop: the SDK's Serve ends its drain before it
 		},
 		LogExtraFields: []string{
 			"BEAMDEPLOY_APP=" + r.app,

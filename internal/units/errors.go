@@ -12,6 +12,11 @@ var ErrNoSuchUnit = errors.New("units: no such unit")
 // already running.
 var ErrUnitActive = errors.New("units: unit already active")
 
+// ErrUnitLoaded is returned by StartTransient when a stopped unit of that
+// name is still loaded after UnloadTimeout, so that the name cannot be
+// reused yet.
+var ErrUnitLoaded = errors.New("units: a stopped unit of that name is still loaded")
+
 // ErrJobFailed is matched (with errors.Is) by every *JobError.
 var ErrJobFailed = errors.New("units: job failed")
 

@@ -14,12 +14,16 @@ import (
 // StartTransient creates and starts a transient service and waits until its
 // start job finished: for a Type=notify service, until READY=1 arrived.
 //
-// A failed leftover of the same name is reset first; a running one is an
-// error wrapping ErrUnitActive. When the job fails the error is a *JobError
-// and the returned Unit still carries the InvocationID (for Journal); the
-// failed unit is left loaded so the caller can read it, and must be passed
-// to ResetFailed or Stop. When ctx ends first the unit may still be
-// starting: the caller must Stop it.
+// A leftover of the same name is cleared first (see clearName): one still
+// stopping is waited for, a failed one is reset, and a stopped one that
+// systemd has not unloaded yet is waited for (at most UnloadTimeout), so
+// that starting a name right after it was stopped never fails with
+// "already loaded". A running one is an error wrapping ErrUnitActive; one
+// that stays loaded is an error wrapping ErrUnitLoaded. When the job fails
+// the error is a *JobError and the returned Unit still carries the
+// InvocationID (for Journal); the failed unit is left loaded so the caller
+// can read it, and must be passed to ResetFailed or Stop. When ctx ends
+// first the unit may still be starting: the caller must Stop it.
 //
 // With spec.RestartDelay set, systemd restarts a unit whose first attempt
 // failed (the process exited, or missed TimeoutStart, before READY=1):
@@ -29,25 +33,25 @@ import (
 // stops the unit and returns a *JobError with that attempt's exit,
 // service result and InvocationID; the unit is then stopped, not failed.
 func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (Unit, error) {
-	if u, err := m.Unit(ctx, name); err == nil {
-		if u.Running() {
-			return u, fmt.Errorf("start %s: %w (state %s)", name, ErrUnitActive, u.ActiveState)
-		}
-		if err := m.ResetFailed(ctx, name); err != nil {
-			return u, err
-		}
-	} else if !errors.Is(err, ErrNoSuchUnit) {
-		return Unit{}, err
-	}
 	props, err := spec.properties()
 	if err != nil {
 		return Unit{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	ch := make(chan string, 1)
-	err = m.do(ctx, func(c *sd.Conn) error {
-		_, err := c.StartTransientUnitContext(ctx, name, "fail", props, ch)
-		return err
-	})
+	for attempt := 1; ; attempt++ {
+		if u, err := m.clearName(ctx, name); err != nil {
+			return u, err
+		}
+		err = m.do(ctx, func(c *sd.Conn) error {
+			_, err := c.StartTransientUnitContext(ctx, name, "fail", props, ch)
+			return err
+		})
+		// "already loaded": loaded again since clearName looked (by a
+		// client reading its state); clear it again.
+		if !isDBusError(err, "org.freedesktop.systemd1.UnitExists") || attempt == 3 {
+			break
+		}
+	}
 	if err != nil {
 		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
 	}
@@ -55,6 +59,66 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 		return m.waitFirstStart(ctx, name, ch)
 	}
 	return m.wait(ctx, name, "start", ch)
+}
+
+// UnloadTimeout bounds how long StartTransient waits for systemd to unload
+// a stopped unit of the same name. Unloading normally follows the stop
+// within milliseconds; a unit stays loaded while another unit refers to
+// it (Wants=, Requires=, ...).
+const UnloadTimeout = 30 * time.Second
+
+// unloadPoll is how often clearName re-queries a unit it waits for.
+const unloadPoll = 10 * time.Millisecond
+
+// clearName makes sure that no unit called name is loaded, so that a
+// transient unit of that name can be created: it waits for a unit that
+// is stopping, resets a failed one and waits (at most UnloadTimeout) for
+// systemd to unload a stopped one. It refuses a running unit
+// (ErrUnitActive) and one defined by a unit file.
+func (m *Manager) clearName(ctx context.Context, name string) (Unit, error) {
+	u, err := m.Unit(ctx, name)
+	switch {
+	case errors.Is(err, ErrNoSuchUnit):
+		return Unit{}, nil
+	case err != nil:
+		return u, fmt.Errorf("start %s: %w", name, err)
+	case u.Running():
+		return u, fmt.Errorf("start %s: %w (state %s)", name, ErrUnitActive, u.ActiveState)
+	case u.FragmentPath != "" && !u.Transient:
+		return u, fmt.Errorf("start %s: the unit file %s defines that name; transient units cannot use it: remove the file and run `systemctl daemon-reload`", name, u.FragmentPath)
+	}
+	if u.ActiveState == "deactivating" {
+		if u, err := m.Stop(ctx, name); err != nil {
+			return u, fmt.Errorf("start %s: wait for the previous unit of that name to stop: %w", name, err)
+		}
+	}
+	if err := m.ResetFailed(ctx, name); err != nil {
+		return u, err
+	}
+	return m.waitUnloaded(ctx, name)
+}
+
+// waitUnloaded re-queries a stopped unit until systemd has unloaded it,
+// at most UnloadTimeout.
+func (m *Manager) waitUnloaded(ctx context.Context, name string) (Unit, error) {
+	begin := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, UnloadTimeout)
+	defer cancel()
+	tick := time.NewTicker(unloadPoll)
+	defer tick.Stop()
+	for {
+		u, err := m.Unit(wctx, name)
+		if errors.Is(err, ErrNoSuchUnit) {
+			return Unit{}, nil
+		}
+		select {
+		case <-wctx.Done():
+			return u, fmt.Errorf("start %s: %w after %s (state %s/%s): systemd unloads a stopped unit once no other unit refers to it; "+
+				"see `systemctl list-dependencies --reverse %s`, stop what refers to it, then retry (%w)",
+				name, ErrUnitLoaded, time.Since(begin).Round(time.Millisecond), u.ActiveState, u.SubState, name, wctx.Err())
+		case <-tick.C: // err: transient D-Bus trouble, or the unit is still there; ask again
+		}
+	}
 }
 
 // restartPoll is how often a start wait looks for a failed first attempt
@@ -235,6 +299,8 @@ func unitFromProps(name string, p map[string]any) Unit {
 	if n, ok := p["NRestarts"].(uint32); ok {
 		u.Restarts = int(n)
 	}
+	u.FragmentPath, _ = p["FragmentPath"].(string)
+	u.Transient, _ = p["Transient"].(bool)
 	return u
 }
 

@@ -115,6 +115,8 @@ type Unit struct {
 	ExecMainStat int32     // exit status or signal number
 	Environment  []string  // the unit's Environment= ("KEY=value")
 	Restarts     int       // NRestarts: automatic restarts since the unit was loaded
+	FragmentPath string    // the unit file; /run/systemd/transient/NAME for transient units
+	Transient    bool      // created over D-Bus rather than from a unit file
 }
 
 // Owner is the unit a process belongs to, as the service manager says

@@ -324,3 +324,100 @@ func TestSystemdExtraFileDescriptors(t *testing.T) {
 	got = ask(t, addr)
 	require.Equal(t, []string{strconv.Itoa(after.MainPID), "1", "web"}, got, "the restarted process serves the same listener")
 }
+
+// A colour is started again the moment it was stopped (back-to-back
+// swaps): the stopped unit may still be loaded, which must never make the
+// start fail.
+func TestSystemdStartStopStartSameNameNoPause(t *testing.T) {
+	m := dial(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	name := beamtest.UnitName(t, ".service")
+	t.Cleanup(func() { _, _ = m.Stop(context.Background(), name) }) // cleanup
+	spec := units.Spec{ExecStart: []string{exe, "-test.run=^$"}, Environment: []string{"BDTEST_SERVICE=ready-after=0s"},
+		RestartDelay: restartDelay, Hardened: true}
+	const rounds = 40
+	for i := range rounds {
+		u, err := m.StartTransient(t.Context(), name, spec)
+		require.NoError(t, err, "start %d of %d", i+1, rounds)
+		require.Equal(t, "active", u.ActiveState)
+		_, err = m.Stop(t.Context(), name)
+		require.NoError(t, err, "stop %d of %d", i+1, rounds)
+	}
+}
+
+// The previous unit of the name is still stopping (its stop was requested
+// by someone else and did not wait): the start waits until it is gone.
+func TestSystemdStartWaitsForStoppingLeftover(t *testing.T) {
+	m := dial(t)
+	name, _, err := startService(t, m, "ignore-term", units.Spec{TimeoutStop: time.Second})
+	require.NoError(t, err)
+	out, err := exec.Command("systemctl", "stop", "--no-block", name).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Eventually(t, func() bool {
+		u, err := m.Unit(t.Context(), name)
+		return err == nil && u.ActiveState == "deactivating"
+	}, 30*time.Second, 10*time.Millisecond, "the stop began")
+	begin := time.Now()
+	exe, _ := os.Executable()
+	u, err := m.StartTransient(t.Context(), name, units.Spec{
+		ExecStart: []string{exe, "-test.run=^$"}, Environment: []string{"BDTEST_SERVICE=ready-after=0s"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "active", u.ActiveState)
+	assert.GreaterOrEqual(t, time.Since(begin), 500*time.Millisecond, "waited for the old one to be killed")
+}
+
+// keptLoaded starts name, makes another unit refer to it (Wants=) and
+// stops name: systemd keeps a stopped unit loaded while a unit that is up
+// refers to it. It returns the referring unit.
+func keptLoaded(t *testing.T, m *units.Manager) (name, holder string) {
+	t.Helper()
+	name, _, err := startService(t, m, "ready-after=0s", units.Spec{})
+	require.NoError(t, err)
+	holder = strings.TrimSuffix(name, ".service") + "-holder.service"
+	out, err := exec.Command("systemd-run", "--unit", holder, "--property", "Wants="+name, "sleep", "600").CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _, _ = m.Stop(context.Background(), holder) }) // cleanup
+	_, err = m.Stop(t.Context(), name)
+	require.NoError(t, err)
+	u, err := m.Unit(t.Context(), name)
+	require.NoError(t, err, "the stopped unit stays loaded while %s refers to it", holder)
+	require.Equal(t, "inactive", u.ActiveState)
+	return name, holder
+}
+
+func readySpec() units.Spec {
+	exe, _ := os.Executable()
+	return units.Spec{ExecStart: []string{exe, "-test.run=^$"}, Environment: []string{"BDTEST_SERVICE=ready-after=0s"}}
+}
+
+// A stopped unit that is still loaded: the start waits until systemd has
+// unloaded it.
+func TestSystemdStartWaitsForStoppedUnitToUnload(t *testing.T) {
+	m := dial(t)
+	name, holder := keptLoaded(t, m)
+	released := time.Now().Add(time.Second)
+	go func() {
+		time.Sleep(time.Until(released))
+		_, _ = m.Stop(context.Background(), holder) // the start below fails if this does
+	}()
+	u, err := m.StartTransient(t.Context(), name, readySpec())
+	require.NoError(t, err)
+	assert.Equal(t, "active", u.ActiveState)
+	assert.False(t, time.Now().Before(released), "started only once the old unit could be unloaded")
+}
+
+// When the old unit stays loaded, the start gives up at its bound and
+// says what to do.
+func TestSystemdStartGivesUpOnUnitThatStaysLoaded(t *testing.T) {
+	m := dial(t)
+	name, _ := keptLoaded(t, m)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	begin := time.Now()
+	_, err := m.StartTransient(ctx, name, readySpec())
+	require.ErrorIs(t, err, units.ErrUnitLoaded)
+	assert.Contains(t, err.Error(), "systemctl list-dependencies --reverse "+name)
+	assert.Less(t, time.Since(begin), 10*time.Second)
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -119,16 +120,29 @@ type scenario struct {
 	Method    string
 	KeepAlive bool
 	Rate      float64 // fraction of the calibrated rate, or absolute when > 1
+	IdlePool  bool    // also run the idle keep-alive pool (idlePool)
 }
 
 func scenarios() []scenario {
 	return []scenario{
 		{Name: "S1 new connection per request", Path: "/", KeepAlive: false, Rate: 0.5},
 		{Name: "S2 keep-alive GET", Path: "/", KeepAlive: true, Rate: 1},
-		{Name: "S3 keep-alive POST", Path: "/", Method: "POST", KeepAlive: true, Rate: 1},
+		{Name: "S3 keep-alive POST + idle pool", Path: "/", Method: "POST", KeepAlive: true, Rate: 1, IdlePool: true},
 		{Name: "S4 slow requests (2 s)", Path: "/?sleep=2s", KeepAlive: true, Rate: 50},
 	}
 }
+
+// The open-model clients close a keep-alive connection idle for
+// loadIdleTimeout, as pooling clients do (Go's default is 90 s); a
+// draining instance waits for that (or for the client's next request)
+// rather than close an idle connection itself.
+const loadIdleTimeout = 2 * time.Second
+
+// idlePool is S3's pool of keep-alive clients that leave their connection
+// idle between requests, longer than loadIdleTimeout: they reuse
+// connections at any moment of a drain, so the race between a server
+// closing an idle connection and a client sending on it is exercised.
+var idlePool = loadgen.IdlePoolOptions{Conns: 64, MinIdle: 500 * time.Millisecond, MaxIdle: 5 * time.Second, Timeout: 15 * time.Second}
 
 func runAll(ctx context.Context, o options, bd *bdSystem, rep *report) error {
 	base := scenarios()[1]
@@ -162,18 +176,26 @@ func runAll(ctx context.Context, o options, bd *bdSystem, rep *report) error {
 	return nil
 }
 
-// runScenario runs the load for swaps swaps (and a second either side).
+// runScenario runs the load from a second before the first of swaps swaps
+// until a second after the last one (each swap lasts as long as its drain).
 func runScenario(ctx context.Context, o options, sys system, sc scenario, rate float64, swaps int, label string) result {
-	dur := time.Duration(swaps)*o.interval + 2*time.Second
-	if sc.Path != "/" {
-		dur += 2 * time.Second // let slow requests started late finish
-	}
 	fmt.Fprintf(os.Stderr, "bench: %s / %s: %d swaps at %.0f req/s\n", sys.Name(), sc.Name, swaps, rate)
-	done := make(chan []loadgen.Sample, 1)
-	go func() {
-		done <- loadgen.RunOpen(ctx, loadgen.OpenOptions{URL: sys.URL() + sc.Path, Method: sc.Method, Body: postBody(sc),
-			KeepAlive: sc.KeepAlive, Rate: rate, Duration: dur, Timeout: 15 * time.Second})
-	}()
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	url := sys.URL() + sc.Path
+	var samples, pool []loadgen.Sample
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		samples = loadgen.RunOpen(lctx, loadgen.OpenOptions{URL: url, Method: sc.Method, Body: postBody(sc), KeepAlive: sc.KeepAlive,
+			Rate: rate, Duration: time.Duration(swaps+1) * time.Minute, Timeout: 15 * time.Second, IdleTimeout: loadIdleTimeout})
+	})
+	if sc.IdlePool {
+		wg.Go(func() {
+			po := idlePool
+			po.URL, po.Method, po.Body = url, sc.Method, postBody(sc)
+			pool = loadgen.RunIdlePool(lctx, po)
+		})
+	}
 	time.Sleep(time.Second)
 	var swapsDone []swapTiming
 	var swapErr error
@@ -186,11 +208,17 @@ func runScenario(ctx context.Context, o options, sys system, sc scenario, rate f
 		swapsDone = append(swapsDone, t)
 		time.Sleep(max(0, o.interval-t.End.Sub(t.Begin)))
 	}
-	samples := <-done
+	time.Sleep(time.Second)
+	stopLoad()
+	wg.Wait()
 	if label == "" {
 		label = sc.Name
 	}
-	return summarise(sys.Name(), label, sc, rate, samples, swapsDone, swapErr)
+	res := summarise(sys.Name(), label, sc, rate, merge(samples, pool), swapsDone, swapErr)
+	if sc.IdlePool {
+		res.Pool = summarisePool(pool, swapsDone)
+	}
+	return res
 }
 
 func postBody(sc scenario) []byte {

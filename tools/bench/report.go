@@ -43,6 +43,7 @@ type result struct {
 	ReadyMS   float64          `json:"median_ready_ms,omitempty"`
 	StopMS    float64          `json:"median_stop_ms,omitempty"`
 	SwapMS    float64          `json:"median_swap_ms"`
+	Pool      *poolStats       `json:"idle_pool,omitempty"` // S3's idle keep-alive pool (also counted above)
 	Timeline  []loadgen.Sample `json:"-"`
 	Windows   [][2]time.Time   `json:"-"`
 }
@@ -106,6 +107,40 @@ func summarise(sys, name string, sc scenario, rate float64, samples []loadgen.Sa
 	res.InWindows, res.Outside = summary(in), summary(out)
 	res.ReadyMS, res.StopMS, res.SwapMS = median(ready), median(stop), median(total)
 	return res
+}
+
+// poolStats summarise the idle pool's requests.
+type poolStats struct {
+	Conns   int `json:"conns"`
+	Sent    int `json:"sent"`
+	Failed  int `json:"failed"`
+	InDrain int `json:"sent_during_drain_on_idle_conn"` // on a connection idle >= MinIdle, while the old instance drained
+}
+
+func summarisePool(samples []loadgen.Sample, swaps []swapTiming) *poolStats {
+	p := &poolStats{Conns: idlePool.Conns, Sent: len(samples)}
+	for _, s := range samples {
+		if s.Class != "" {
+			p.Failed++
+		}
+		if s.IdleConn < idlePool.MinIdle {
+			continue
+		}
+		for _, w := range swaps {
+			if w.Stop > 0 && !s.Start.Before(w.End.Add(-w.Stop)) && s.Start.Before(w.End) {
+				p.InDrain++
+				break
+			}
+		}
+	}
+	return p
+}
+
+// merge returns a and b in one slice, in start order.
+func merge(a, b []loadgen.Sample) []loadgen.Sample {
+	out := append(slices.Clip(a), b...)
+	slices.SortStableFunc(out, func(x, y loadgen.Sample) int { return x.Start.Compare(y.Start) })
+	return out
 }
 
 // inWindow: the request overlapped a swap.
@@ -225,6 +260,12 @@ func (r *report) markdown() string {
 	}
 	fmt.Fprintf(&b, "\nbeamdeploy: steady-state throughput %.0f req/s vs %.0f direct (%.2fx); parent RSS %.1f MB, fds %d before and %d after all swaps; staging %.0f MB/s; app time-to-READY %.1f ms.\n",
 		r.CapacityBeamdeploy, r.CapacityDirect, r.CapacityBeamdeploy/max(r.CapacityDirect, 1), float64(r.ParentRSSKB)/1024, r.ParentFDsBefore, r.ParentFDs, r.StagingMBps, r.AppReady)
+	for _, res := range r.Results {
+		if p := res.Pool; p != nil {
+			fmt.Fprintf(&b, "%s %s: idle pool of %d keep-alive connections, each idle %s to %s between POSTs: %d sent, %d failed; %d sent on a connection idle at least %s while the old instance drained.\n",
+				res.System, res.Scenario, p.Conns, idlePool.MinIdle, idlePool.MaxIdle, p.Sent, p.Failed, p.InDrain, idlePool.MinIdle)
+		}
+	}
 	for _, res := range r.Results {
 		if res.System == "beamdeploy" && res.ReadyMS > 0 {
 			fmt.Fprintf(&b, "beamdeploy %s: median start→READY %.1f ms (control-plane overhead %.1f ms over the app's own %.1f ms), stop→gone %.1f ms.\n",

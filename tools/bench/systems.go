@@ -38,6 +38,11 @@ type system interface {
 	Close()
 }
 
+// drainTimeout is how long every system gives an old instance to drain
+// (beamdeploy's drain_timeout, the restarted unit's TimeoutStopSec): hello
+// closes what is left a quarter before it (BEAMDEPLOY_DRAIN_TIMEOUT).
+const drainTimeout = 10 * time.Second
+
 // --- beamdeploy ---
 
 type bdSystem struct {
@@ -54,7 +59,7 @@ func newBD(ctx context.Context, bin, dist, addr string) (*bdSystem, error) {
 	if err := pinDropIn("bench@.service"); err != nil {
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, bin, "init", s.app, "--listen", addr, "--exec", "bin/hello", "--drain-timeout", "10s", "--force").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, bin, "init", s.app, "--listen", addr, "--exec", "bin/hello", "--drain-timeout", drainTimeout.String(), "--force").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("init: %w: %s", err, out)
 	}
 	if _, err := s.upgrade(ctx, s.releases[0]); err != nil {
@@ -134,8 +139,8 @@ func newRestart(ctx context.Context, hello, addr string) (*restartSystem, error)
 	s := &restartSystem{addr: addr, unit: "bench-restart"}
 	files := map[string]string{
 		s.unit + ".socket": "[Socket]\nListenStream=" + addr + "\n",
-		s.unit + ".service": "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nExecStart=" + hello + "\nEnvironment=BEAM_DEPLOY=1 HELLO_LISTEN=" + addr +
-			"\nCPUAffinity=0\nTimeoutStopSec=10\n",
+		s.unit + ".service": "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nExecStart=" + hello + "\nEnvironment=BEAM_DEPLOY=1 HELLO_LISTEN=" + addr + " BEAMDEPLOY_DRAIN_TIMEOUT=" + drainTimeout.String() +
+			"\nCPUAffinity=0\nTimeoutStopSec=" + drainTimeout.String() + "\n",
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join("/run/systemd/system", name), []byte(text), 0o644); err != nil {
@@ -205,7 +210,8 @@ func (s *reuseSystem) URL() string { return "http://" + s.addr }
 // start runs a new hello and waits for its READY=1.
 func (s *reuseSystem) start() (*exec.Cmd, error) {
 	cmd := exec.Command(s.hello)
-	cmd.Env = append(os.Environ(), "HELLO_REUSEPORT=1", "HELLO_LISTEN="+s.addr, "NOTIFY_SOCKET="+s.notify.LocalAddr().String())
+	cmd.Env = append(os.Environ(), "HELLO_REUSEPORT=1", "HELLO_LISTEN="+s.addr, "NOTIFY_SOCKET="+s.notify.LocalAddr().String(),
+		"BEAMDEPLOY_DRAIN_TIMEOUT="+drainTimeout.String())
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
