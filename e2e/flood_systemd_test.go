@@ -36,6 +36,41 @@ const (
 	floodDuration   = 3 * time.Minute
 )
 
+// The flooder: with floodEnv set to a JSON floodPlan, TestMain runs
+// floodMain instead of the tests. TestSystemdControlSocketFlood starts it
+// as an unprivileged user.
+const floodEnv = "BEAMDEPLOY_E2E_FLOOD"
+
+// floodPlan is what the flooder does: it opens Initial connections to
+// each target and keeps them open (when it runs out of descriptors, it
+// closes its oldest connection for each new one); then, every cycle, it
+// replaces up to Churn connections the parent closed with new ones, shared
+// among the targets in proportion to Initial. It
+// stops when its stdin closes, after Duration, or once it opened Max
+// connections in all.
+type floodPlan struct {
+	Targets  []floodTarget `json:"targets"`
+	Churn    int           `json:"churn"`
+	Max      int           `json:"max"`
+	Duration time.Duration `json:"duration"`
+}
+
+type floodTarget struct {
+	Path    string `json:"path"`
+	Initial int    `json:"initial"`
+}
+
+// floodReport is what the flooder saw, per target, printed as a JSON line
+// after every cycle.
+type floodReport struct {
+	Opened     int `json:"opened"`      // connect(2) succeeded
+	ConnectErr int `json:"connect_err"` // connect(2) failed (EAGAIN: the listen backlog was full)
+	Forbidden  int `json:"forbidden"`   // answered "HTTP/1.1 403" and closed
+	Busy       int `json:"busy"`        // answered "HTTP/1.1 503" and closed
+	Closed     int `json:"closed"`      // closed without an answer (the broker's refusal), or another answer
+	Held       int `json:"held"`        // open on the parent's side at the end of the cycle
+}
+
 // TestSystemdControlSocketFlood: an unprivileged user opens 20,000
 // connections to the control socket and 1,000 to the fd broker, holds
 // them, and keeps replacing those the parent closes. Meanwhile root's

@@ -2,13 +2,9 @@ package parent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os/user"
-	"slices"
-	"strconv"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
@@ -37,12 +33,7 @@ func classify(app string, p peer) access {
 	if p.Err != nil {
 		return access{}
 	}
-	a := access{deploy: p.UID == 0}
-	if g, err := user.LookupGroup(DeployGroup); err == nil {
-		if gid, err := strconv.Atoi(g.Gid); err == nil && slices.Contains(p.Groups, gid) {
-			a.deploy = true
-		}
-	}
+	a := access{deploy: isDeployer(p.UID, p.Groups)}
 	_, err := colorOf(app, p.Unit)
 	a.instance = err == nil && p.Unit != ""
 	return a
@@ -81,16 +72,6 @@ type verdict struct {
 	access access
 }
 
-// connContext records the peer of every control connection and what it may do.
-func (au *authority) connContext(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return context.WithValue(ctx, peerKey{}, verdict{peer: peer{Err: errors.New("not a unix socket")}})
-	}
-	p, a := au.authorize(ctx, uc)
-	return context.WithValue(ctx, peerKey{}, verdict{p, a})
-}
-
 // peerFrom returns the peer of a control request and what it may do.
 func peerFrom(ctx context.Context) (peer, access) {
 	v, _ := ctx.Value(peerKey{}).(verdict)
@@ -110,8 +91,12 @@ func (s *server) guard(instanceOK bool, h http.HandlerFunc) http.HandlerFunc {
 		if instanceOK {
 			what = "use the control API"
 		}
-		msg := fmt.Sprintf("permission denied: %s may not %s of %s: run as root, join the %s group (usermod -aG %s USER), or call from an instance of %s",
-			p, what, s.app, DeployGroup, DeployGroup, s.app)
-		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, msg))
+		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, deniedMessage(p, what, s.app)))
 	}
+}
+
+// deniedMessage tells p that it may not do what to app, and what to do.
+func deniedMessage(p peer, what, app string) string {
+	return fmt.Sprintf("permission denied: %s may not %s of %s: run as root, join the %s group (usermod -aG %s USER), or call from an instance of %s",
+		p, what, app, DeployGroup, DeployGroup, app)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -115,8 +114,8 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("create runtime directory: %w", err)
 	}
-	// Both sockets are open to all local users; every connection is then
-	// authorised by its SO_PEERCRED (see auth.go).
+	// Both sockets are open to all local users; a gate admits each
+	// connection (see gate.go).
 	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
 	if err != nil {
 		return err
@@ -128,10 +127,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
-	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, d.authorizeBroker) }()
-	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: d.auth.connContext,
-		MaxHeaderBytes: 64 << 10}
-	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes ctl
+	go func() { brokerDone <- sockact.Serve(brokerCtx, d.brokerGate(broker), d.fds) }()
+	httpSrv := controlServer(d.srv.handler())
+	go func() { _ = httpSrv.Serve(d.controlGate(ctl)) }() // returns when Shutdown closes the gate
 
 	d.reconcile(ctx)
 	d.notify("READY=1")
@@ -151,17 +149,6 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("stop instances: %w", err)
 	}
 	return nil
-}
-
-// authorizeBroker hands listener fds only to the app's instances (and
-// root, for debugging).
-func (d *daemon) authorizeBroker(c *net.UnixConn) error {
-	p, a := d.auth.authorize(context.Background(), c)
-	if a.instance || (p.Err == nil && p.UID == 0) {
-		return nil
-	}
-	d.log.Warn("refused listener fds", "peer", p.String())
-	return fmt.Errorf("permission denied: %s", p)
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.

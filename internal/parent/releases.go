@@ -152,7 +152,7 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	if opts.Force && s.inUse(filenameVersion(filename)) {
 		return release.Release{}, fmt.Errorf("%w: release %s is serving or draining; --force cannot replace it", release.ErrExists, filenameVersion(filename))
 	}
-	rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
+	rel, err := s.releases.Stage(ctx, filename, newUploadBody(out.w, r), opts)
 	if err != nil {
 		return rel, err
 	}

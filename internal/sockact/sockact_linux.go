@@ -49,8 +49,14 @@ type header struct {
 	Names []string `json:"names"`
 }
 
+// MsgConn is a connection that carries descriptors: a *net.UnixConn, or
+// a type embedding one.
+type MsgConn interface {
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+}
+
 // Send writes fds to conn in one message (SCM_RIGHTS), with their names.
-func Send(conn *net.UnixConn, fds []FD) error {
+func Send(conn MsgConn, fds []FD) error {
 	if len(fds) == 0 || len(fds) > MaxFDs {
 		return fmt.Errorf("sockact: cannot send %d descriptors", len(fds))
 	}

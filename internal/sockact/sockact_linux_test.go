@@ -103,7 +103,7 @@ func TestBrokerHandsListenerToExecedApp(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: fd, Name: "web"}}, nil) }()
+	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: fd, Name: "web"}}) }()
 
 	self, err := os.Executable()
 	require.NoError(t, err)
