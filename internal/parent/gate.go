@@ -93,7 +93,7 @@ func isDeployer(uid int, groups []int) bool {
 
 // deployGroup caches the gid of DeployGroup.
 var deployGroup struct {
-	mu sync.Mutex // guards gid, ok, at
+	mu  sync.Mutex // guards gid, ok, at
 	gid int
 	ok  bool // the group exists
 	at  time.Time

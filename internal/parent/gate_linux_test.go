@@ -86,9 +86,11 @@ func TestTooManyControlConnectionsIsBusy(t *testing.T) {
 	logged := &refusalLog{log: slog.New(slog.DiscardHandler), socket: "control"}
 	ln, path := listenTest(t)
 	g := gate.Listen(ln, gate.Config[verdict]{
-		Limits:    gate.Limits{PerUID: 1}, // nobody is privileged: the test's own uid is limited
-		Authorize: func(context.Context, *net.UnixConn) (verdict, bool) { return verdict{access: access{deploy: true}}, true },
-		Refuse:    refuseControl("hello", logged),
+		Limits: gate.Limits{PerUID: 1}, // nobody is privileged: the test's own uid is limited
+		Authorize: func(context.Context, *net.UnixConn) (verdict, bool) {
+			return verdict{access: access{deploy: true}}, true
+		},
+		Refuse: refuseControl("hello", logged),
 	})
 	t.Cleanup(func() { _ = g.Close() })
 	held, err := net.Dial("unix", path)

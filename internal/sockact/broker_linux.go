@@ -35,7 +35,7 @@ func Serve(ctx context.Context, ln net.Listener, fds []FD) error {
 				return // not a unix socket: nothing can carry descriptors
 			}
 			_ = conn.SetWriteDeadline(time.Now().Add(sendTimeout)) // cannot fail on an open socket
-			_ = Send(mc, fds)                                     // the instance reports its own failure to start
+			_ = Send(mc, fds)                                      // the instance reports its own failure to start
 		}()
 	}
 }
