@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -31,9 +32,6 @@ const (
 	// each socket: the first is logged at once, later ones are counted
 	// into the next line, so that a flood does not flood the journal.
 	refusalLogEvery = 10 * time.Second
-	// deployGroupTTL is how long the gid of DeployGroup is cached: the
-	// gate asks for every connection of a peer other than root.
-	deployGroupTTL = 10 * time.Second
 )
 
 // controlGate admits the control socket's connections: deployers and the
@@ -91,24 +89,34 @@ func isDeployer(uid int, groups []int) bool {
 	return ok && slices.Contains(groups, gid)
 }
 
-// deployGroup caches the gid of DeployGroup.
+// groupFile is where the gid of DeployGroup comes from (the binary is
+// built without cgo, so os/user reads it and nothing else).
+const groupFile = "/etc/group"
+
+// deployGroup caches the gid of DeployGroup for as long as groupFile does
+// not change: the gate asks for every connection of a peer other than
+// root.
 var deployGroup struct {
-	mu  sync.Mutex // guards gid, ok, at
-	gid int
-	ok  bool // the group exists
-	at  time.Time
+	mu   sync.Mutex // guards file, gid, ok
+	file os.FileInfo
+	gid  int
+	ok   bool // the group exists
 }
 
 func deployGID() (int, bool) {
+	fi, err := os.Stat(groupFile)
 	deployGroup.mu.Lock()
 	defer deployGroup.mu.Unlock()
-	if time.Since(deployGroup.at) > deployGroupTTL {
-		deployGroup.ok = false
+	if err != nil || deployGroup.file == nil || !os.SameFile(fi, deployGroup.file) ||
+		!fi.ModTime().Equal(deployGroup.file.ModTime()) || fi.Size() != deployGroup.file.Size() {
+		deployGroup.file, deployGroup.ok = fi, false
+		if err != nil {
+			deployGroup.file = nil // look again next time
+		}
 		if g, err := user.LookupGroup(DeployGroup); err == nil {
 			deployGroup.gid, err = strconv.Atoi(g.Gid)
 			deployGroup.ok = err == nil
 		}
-		deployGroup.at = time.Now()
 	}
 	return deployGroup.gid, deployGroup.ok
 }
