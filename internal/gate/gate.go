@@ -5,6 +5,9 @@
 // A [Listener] accepts in a goroutine of its own and decides each
 // connection before its server sees it:
 //
+//   - The socket's listen backlog is short ([Limits.Backlog]): everyone
+//     waits in that one kernel queue, so its length bounds how long a
+//     flood delays root.
 //   - The kernel's record of the peer (SO_PEERCRED, SO_PEERGROUPS) is read
 //     at once. A privileged peer ([Config.Privileged]: root, deployers) is
 //     exempt from every limit.
@@ -68,6 +71,12 @@ const (
 	// DefaultLookupTimeout bounds the identification of one peer, the
 	// wait for a lookup slot included.
 	DefaultLookupTimeout = 5 * time.Second
+	// DefaultBacklog bounds the connections the kernel queues before the
+	// gate accepts them. Everyone waits in that one queue, so a short one
+	// bounds how long root waits behind a flood (128 connections take the
+	// gate milliseconds); once it is full, connect(2) fails with EAGAIN
+	// at once and the client retries (control.Client does).
+	DefaultBacklog = 128
 )
 
 // refuseTimeout bounds writing the answer to a refused connection. The
@@ -87,6 +96,7 @@ type Limits struct {
 	Lookups       int
 	LookupsPerUID int
 	LookupTimeout time.Duration
+	Backlog       int // of the socket, for all peers
 }
 
 func (l Limits) withDefaults() Limits {
@@ -104,6 +114,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.LookupTimeout <= 0 {
 		l.LookupTimeout = DefaultLookupTimeout
+	}
+	if l.Backlog <= 0 {
+		l.Backlog = DefaultBacklog
 	}
 	return l
 }
@@ -174,16 +187,37 @@ type bucket struct {
 	lookups chan struct{} // one token per running lookup
 }
 
-// Listen starts admitting the connections of ln. Closing the Listener
-// closes ln.
-func Listen[V any](ln *net.UnixListener, cfg Config[V]) *Listener[V] {
+// Listen sets the listen backlog of ln (Limits.Backlog) and starts
+// admitting its connections. Closing the Listener closes ln.
+func Listen[V any](ln *net.UnixListener, cfg Config[V]) (*Listener[V], error) {
 	lim := cfg.Limits.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener[V]{ln: ln, cfg: cfg, lim: lim, ctx: ctx, cancel: cancel,
 		ready: make(chan *Conn[V]), loopDone: make(chan struct{}),
 		lookups: make(chan struct{}, lim.Lookups), uids: map[int]*bucket{}}
+	if err := setBacklog(ln, lim.Backlog); err != nil {
+		cancel()
+		return nil, err
+	}
 	go l.loop()
-	return l
+	return l, nil
+}
+
+// setBacklog sets the listen backlog of ln (listen(2) again on a socket
+// that listens changes its backlog).
+func setBacklog(ln *net.UnixListener, n int) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("set the listen backlog of %s: %w", ln.Addr(), err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), n) }); err != nil {
+		return fmt.Errorf("set the listen backlog of %s: %w", ln.Addr(), err)
+	}
+	if lerr != nil {
+		return fmt.Errorf("set the listen backlog of %s: %w", ln.Addr(), lerr)
+	}
+	return nil
 }
 
 // Accept returns the next admitted connection, a *Conn[V].

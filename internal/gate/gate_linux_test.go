@@ -160,7 +160,7 @@ func newFixture(t *testing.T, lim gate.Limits, allow, slow []int) *fixture {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: f.path, Net: "unix"})
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(f.path, 0o666))
-	f.gate = gate.Listen(ln, gate.Config[int]{
+	f.gate, err = gate.Listen(ln, gate.Config[int]{
 		Limits:     lim,
 		Privileged: func(c gate.Cred) bool { return c.UID == 0 },
 		Authorize: func(ctx context.Context, c *net.UnixConn) (int, bool) {
@@ -190,6 +190,7 @@ func newFixture(t *testing.T, lim gate.Limits, allow, slow []int) *fixture {
 			_, _ = io.WriteString(c, word+"\n")
 		},
 	})
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		f.release()
 		_ = f.gate.Close()

@@ -36,7 +36,7 @@ const (
 
 // controlGate admits the control socket's connections: deployers and the
 // app's instances. A refused peer gets a canned HTTP answer.
-func (d *daemon) controlGate(ln *net.UnixListener) *gate.Listener[verdict] {
+func (d *daemon) controlGate(ln *net.UnixListener) (*gate.Listener[verdict], error) {
 	logged := &refusalLog{log: d.log, socket: "control"}
 	return gate.Listen(ln, gate.Config[verdict]{
 		Privileged: privileged,
@@ -61,7 +61,7 @@ func refuseControl(app string, logged *refusalLog) func(*net.UnixConn, gate.Cred
 // brokerGate admits the fd broker's connections: the app's instances (and
 // root, for debugging). A refused peer is disconnected without
 // descriptors, which the exec shim reports.
-func (d *daemon) brokerGate(ln *net.UnixListener) *gate.Listener[verdict] {
+func (d *daemon) brokerGate(ln *net.UnixListener) (*gate.Listener[verdict], error) {
 	logged := &refusalLog{log: d.log, socket: "broker"}
 	return gate.Listen(ln, gate.Config[verdict]{
 		Privileged: privileged,

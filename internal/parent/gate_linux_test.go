@@ -34,7 +34,8 @@ func serveGate(t *testing.T, cfg gate.Config[verdict], h http.Handler) *control.
 	t.Helper()
 	ln, path := listenTest(t)
 	srv := controlServer(h)
-	g := gate.Listen(ln, cfg)
+	g, err := gate.Listen(ln, cfg)
+	require.NoError(t, err)
 	go func() { _ = srv.Serve(g) }() // ends at Close
 	t.Cleanup(func() { _ = srv.Close() })
 	c := control.NewClient("hello", path)
@@ -85,13 +86,14 @@ func TestRefusedControlConnectionIsPermissionDenied(t *testing.T) {
 func TestTooManyControlConnectionsIsBusy(t *testing.T) {
 	logged := &refusalLog{log: slog.New(slog.DiscardHandler), socket: "control"}
 	ln, path := listenTest(t)
-	g := gate.Listen(ln, gate.Config[verdict]{
+	g, err := gate.Listen(ln, gate.Config[verdict]{
 		Limits: gate.Limits{PerUID: 1}, // nobody is privileged: the test's own uid is limited
 		Authorize: func(context.Context, *net.UnixConn) (verdict, bool) {
 			return verdict{access: access{deploy: true}}, true
 		},
 		Refuse: refuseControl("hello", logged),
 	})
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close() })
 	held, err := net.Dial("unix", path)
 	require.NoError(t, err)
@@ -122,7 +124,9 @@ func TestVerdictReachesHandlers(t *testing.T) {
 		}
 		writeJSON(w, http.StatusOK, control.Status{MessageType: control.TypeStatus, ParentPID: p.PID})
 	}))
-	go func() { _ = srv.Serve(d.controlGate(ln)) }() // ends at Close
+	g, err := d.controlGate(ln)
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(g) }() // ends at Close
 	defer srv.Close()
 	c := control.NewClient("hello", path)
 	defer c.Close()

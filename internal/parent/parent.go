@@ -13,6 +13,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/gate"
 	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
@@ -116,20 +117,15 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Both sockets are open to all local users; a gate admits each
 	// connection (see gate.go).
-	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
+	broker, ctl, err := d.listen()
 	if err != nil {
-		return err
-	}
-	ctl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o666)
-	if err != nil {
-		broker.Close()
 		return err
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
-	go func() { brokerDone <- sockact.Serve(brokerCtx, d.brokerGate(broker), d.fds) }()
+	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds) }()
 	httpSrv := controlServer(d.srv.handler())
-	go func() { _ = httpSrv.Serve(d.controlGate(ctl)) }() // returns when Shutdown closes the gate
+	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes the gate
 
 	d.reconcile(ctx)
 	d.notify("READY=1")
@@ -149,6 +145,31 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("stop instances: %w", err)
 	}
 	return nil
+}
+
+// listen opens the fd broker's and the control socket, each behind its
+// gate.
+func (d *daemon) listen() (broker, ctl *gate.Listener[verdict], err error) {
+	app := d.opts.App
+	bl, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
+	if err != nil {
+		return nil, nil, err
+	}
+	if broker, err = d.brokerGate(bl); err != nil {
+		bl.Close()
+		return nil, nil, err
+	}
+	cl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o666)
+	if err == nil {
+		if ctl, err = d.controlGate(cl); err != nil {
+			cl.Close()
+		}
+	}
+	if err != nil {
+		broker.Close()
+		return nil, nil, err
+	}
+	return broker, ctl, nil
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.
