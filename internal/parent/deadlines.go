@@ -29,8 +29,10 @@ const (
 	uploadTimeout = 10 * time.Minute
 	// uploadStall fails an upload that sends nothing for this long.
 	uploadStall = 30 * time.Second
-	// streamWriteTimeout bounds writing one message of a progress stream:
-	// a client that stops reading loses the stream; the swap goes on.
+	// streamWriteTimeout bounds writing one message of a progress stream
+	// (which blocks only once the socket's buffer is full): a client that
+	// stops reading is then taken for gone, and like a client that went
+	// away it cancels a swap that has not reached its cutover.
 	streamWriteTimeout = 10 * time.Second
 	// hotPollTimeout ends an instance's hot-upgrade poll that got no
 	// order (204 No Content); the SDK polls again at once.

@@ -257,7 +257,7 @@ func (s *stream) send(v any) {
 		s.w.WriteHeader(http.StatusOK)
 		s.started = true
 	}
-	_ = json.NewEncoder(s.w).Encode(v) // a gone or stalled client does not stop the swap
+	_ = json.NewEncoder(s.w).Encode(v) // a client gone or stalled (streamWriteTimeout) cancels the request's context
 	if f, ok := s.w.(http.Flusher); ok {
 		f.Flush()
 	}
