@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(envHelper); role != "" { // this binary plays a process of a test
 		os.Exit(helper(role))
 	}
+	if os.Getenv(floodEnv) != "" {
+		os.Exit(floodMain()) // the flooder of TestSystemdControlSocketFlood
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir) // temp build output

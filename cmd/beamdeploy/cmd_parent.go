@@ -14,7 +14,9 @@ func parentCommand(g *globals) *cli.Command {
 		Description: "Takes the listening sockets from APP.socket, serves the control socket\n" +
 			"/run/beamdeploy/APP/control.sock, hands the sockets to APP@blue/green.service\n" +
 			"and runs swaps. On SIGTERM it stops its instances; if it crashes they keep\n" +
-			"serving and the restarted parent adopts them.\n\n" +
+			"serving and the restarted parent adopts them. Both of its sockets are open\n" +
+			"to local users and bounded (connections per user, deadlines, uploads): see\n" +
+			"the README, \"Who may do what\".\n\n" +
 			"EXAMPLES:\n   ExecStart=/usr/bin/beamdeploy parent hello   (in hello.service, written by init)\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)

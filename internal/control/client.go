@@ -23,11 +23,9 @@ type Client struct {
 // NewClient returns a client for the parent of app listening on socket.
 func NewClient(app, socket string) *Client {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
+		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return dialUnix(ctx, socket) },
 		DisableCompression: true,
+		IdleConnTimeout:    IdleConnTimeout,
 	}
 	return &Client{App: app, Socket: socket, http: &http.Client{Transport: tr}}
 }

@@ -237,3 +237,8 @@ const CodePermissionDenied = "permission_denied"
 
 // ErrPermissionDenied matches a CodePermissionDenied error.
 var ErrPermissionDenied = errors.New("control: permission denied")
+
+// CodeBusy is returned, with HTTP 503, for a connection the parent turned
+// away at once: its user had too many connections open, or the parent
+// could not identify it in time. Retrying later may succeed.
+const CodeBusy = "busy"

@@ -20,7 +20,7 @@ import (
 // process.
 const (
 	PathHotUpgrade = "/v1/hot-upgrade" // POST, like PathUpgrade
-	PathHotWait    = "/v1/hot/wait"    // GET ?unit=UNIT, long poll; answers a HotOrder
+	PathHotWait    = "/v1/hot/wait"    // GET ?unit=UNIT, long poll; answers a HotOrder, or 204 No Content: poll again
 	PathHotReport  = "/v1/hot/report"  // POST HotReport; answers a HotVerdict
 )
 
@@ -67,10 +67,26 @@ func (c *Client) HotUpgrade(ctx context.Context, filename string, tarball io.Rea
 }
 
 // HotWait blocks until the parent orders unit to hand over, or ctx ends.
+// The parent ends a poll without an order after a while (204 No
+// Content); HotWait then polls again.
 func (c *Client) HotWait(ctx context.Context, unit string) (HotOrder, error) {
-	var o HotOrder
-	err := c.getJSON(ctx, PathHotWait, url.Values{"unit": {unit}}, &o)
-	return o, err
+	for {
+		resp, err := c.do(ctx, http.MethodGet, PathHotWait, url.Values{"unit": {unit}}, nil, "")
+		if err != nil {
+			return HotOrder{}, err
+		}
+		if resp.StatusCode == http.StatusNoContent {
+			resp.Body.Close()
+			continue
+		}
+		var o HotOrder
+		err = json.NewDecoder(io.LimitReader(resp.Body, MaxFrame)).Decode(&o)
+		resp.Body.Close()
+		if err != nil {
+			return HotOrder{}, fmt.Errorf("decode %s: %w", PathHotWait, err)
+		}
+		return o, nil
+	}
 }
 
 // HotReport reports the outcome of a HotOrder and returns the verdict.

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/user"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -166,7 +164,10 @@ func (au *authority) authorize(ctx context.Context, c *net.UnixConn) (peer, acce
 		return p, access{}
 	}
 	defer proc.release()
-	gid := deployGID()
+	gid, ok := deployGID()
+	if !ok {
+		gid = -1
+	}
 	if a := decide(au.app, gid, p, nil); a.deploy || au.units == nil {
 		return p, a
 	}
@@ -198,19 +199,6 @@ func (au *authority) identify(ctx context.Context, proc *process) (unit, invocat
 	return o.Unit, o.InvocationID, restarts, nil
 }
 
-// deployGID returns the gid of DeployGroup, or -1 when there is none.
-func deployGID() int {
-	g, err := user.LookupGroup(DeployGroup)
-	if err != nil {
-		return -1
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return -1
-	}
-	return gid
-}
-
 type peerKey struct{}
 
 // verdict is what the authority said of a connection's peer.
@@ -219,30 +207,14 @@ type verdict struct {
 	access access
 }
 
-// connContext records, for every control connection, how to learn who
-// its peer is and what it may do: on first use (peerFrom), in the
-// connection's own goroutine, so that a slow lookup never holds up the
-// accept loop.
-func (au *authority) connContext(ctx context.Context, c net.Conn) context.Context {
-	v := sync.OnceValue(func() verdict {
-		uc, ok := c.(*net.UnixConn)
-		if !ok {
-			return verdict{peer: peer{Err: errors.New("not a unix socket")}}
-		}
-		p, a := au.authorize(ctx, uc)
-		return verdict{p, a}
-	})
-	return context.WithValue(ctx, peerKey{}, v)
-}
-
-// peerFrom returns the peer of a control request and what it may do.
+// peerFrom returns the peer of a control request and what it may do, as
+// the gate recorded it when it admitted the connection (connContext).
 func peerFrom(ctx context.Context) (peer, access) {
-	v, ok := ctx.Value(peerKey{}).(func() verdict)
+	v, ok := ctx.Value(peerKey{}).(verdict)
 	if !ok {
 		return peer{Err: errors.New("no peer recorded")}, access{}
 	}
-	got := v()
-	return got.peer, got.access
+	return v.peer, v.access
 }
 
 // guard lets a request through only if its peer may: deployers always,
@@ -258,8 +230,12 @@ func (s *server) guard(instanceOK bool, h http.HandlerFunc) http.HandlerFunc {
 		if instanceOK {
 			what = "use the control API"
 		}
-		msg := fmt.Sprintf("permission denied: %s may not %s of %s: run as root, join the %s group (usermod -aG %s USER), or call from an instance of %s",
-			p, what, s.app, DeployGroup, DeployGroup, s.app)
-		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, msg))
+		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, deniedMessage(p, what, s.app)))
 	}
+}
+
+// deniedMessage tells p that it may not do what to app, and what to do.
+func deniedMessage(p peer, what, app string) string {
+	return fmt.Sprintf("permission denied: %s may not %s of %s: run as root, join the %s group (usermod -aG %s USER), or call from an instance of %s",
+		p, what, app, DeployGroup, DeployGroup, app)
 }

@@ -101,6 +101,7 @@ func (s *server) peersHandler(w http.ResponseWriter, r *http.Request) {
 // cutoverHandler answers once no swap is running: a new instance asking
 // right after READY=1 learns that the instance it replaced has stopped.
 func (s *server) cutoverHandler(w http.ResponseWriter, r *http.Request) {
+	longPoll(w, 0)
 	tick := time.NewTicker(time.Second) // also catches swaps that do not signal ended
 	defer tick.Stop()
 	for {

@@ -113,11 +113,16 @@ func (s *server) hotWait(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, err.Error()))
 		return
 	}
+	longPoll(w, hotPollTimeout+requestTimeout)
 	ch := s.hot.register(unit)
 	defer s.hot.unregister(unit, ch)
+	poll := time.NewTimer(hotPollTimeout)
+	defer poll.Stop()
 	select {
 	case job := <-ch:
 		writeJSON(w, http.StatusOK, job.order)
+	case <-poll.C:
+		w.WriteHeader(http.StatusNoContent) // no order: poll again
 	case <-r.Context().Done():
 	}
 }
@@ -138,6 +143,7 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody(control.CodePermissionDenied, "permission denied: "+a.unit+" may not report on the hot upgrade of "+job.unit))
 		return
 	}
+	longPoll(w, 0) // the verdict comes within the hot upgrade's own bounds
 	select {
 	case job.report <- rep: // buffered: the first report is taken
 	default:

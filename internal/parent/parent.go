@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/gate"
 	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
@@ -120,24 +120,17 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := safefile.Dir(runDir, 0o755); err != nil {
 		return err
 	}
-	// Both sockets are open to all local users; every connection is then
-	// authorised by its credentials and, for instances, by what systemd
-	// says of its process (see auth.go).
-	broker, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
+	// Both sockets are open to all local users; a gate admits each
+	// connection (see gate.go).
+	broker, ctl, err := d.listen()
 	if err != nil {
-		return err
-	}
-	ctl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o666)
-	if err != nil {
-		broker.Close()
 		return err
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
-	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds, d.authorizeBroker) }()
-	httpSrv := &http.Server{Handler: d.srv.handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: d.auth.connContext,
-		MaxHeaderBytes: 64 << 10}
-	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes ctl
+	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds) }()
+	httpSrv := controlServer(d.srv.handler())
+	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes the gate
 
 	d.reconcile(ctx)
 	d.notify("READY=1")
@@ -178,15 +171,29 @@ func (d *daemon) restarting(ctx context.Context) bool {
 	return strings.Contains(job, "restart")
 }
 
-// authorizeBroker hands listener fds only to the app's instances (and
-// root, for debugging).
-func (d *daemon) authorizeBroker(c *net.UnixConn) error {
-	p, a := d.auth.authorize(context.Background(), c)
-	if a.instance || (p.Err == nil && p.UID == 0) {
-		return nil
+// listen opens the fd broker's and the control socket, each behind its
+// gate.
+func (d *daemon) listen() (broker, ctl *gate.Listener[verdict], err error) {
+	app := d.opts.App
+	bl, err := listenUnix(d.opts.Paths.BrokerSocket(app), 0o666)
+	if err != nil {
+		return nil, nil, err
 	}
-	d.log.Warn("refused listener fds", "peer", p.String())
-	return fmt.Errorf("permission denied: %s is not an instance of %s: only its instance units get its listening sockets", p, d.opts.App)
+	if broker, err = d.brokerGate(bl); err != nil {
+		bl.Close()
+		return nil, nil, err
+	}
+	cl, err := listenUnix(d.opts.Paths.ControlSocket(app), 0o666)
+	if err == nil {
+		if ctl, err = d.controlGate(cl); err != nil {
+			cl.Close()
+		}
+	}
+	if err != nil {
+		broker.Close()
+		return nil, nil, err
+	}
+	return broker, ctl, nil
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.

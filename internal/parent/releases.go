@@ -159,7 +159,7 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Version: q.Get("version"), Size: r.ContentLength,
 		Command:  relCommand(s.exec),
 		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
-	rel, err := s.releases.Stage(ctx, filename, r.Body, opts)
+	rel, err := s.releases.Stage(ctx, filename, newUploadBody(out.w, r), opts)
 	if err != nil {
 		return rel, err
 	}

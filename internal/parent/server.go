@@ -52,7 +52,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET "+control.PathHotWait, s.guard(true, s.hotWait))
 	mux.HandleFunc("POST "+control.PathHotReport, s.guard(true, s.hotReport))
 	s.handoffRoutes(mux)
-	return mux
+	return withDeadlines(requestTimeout, mux)
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
@@ -230,15 +230,23 @@ func stagedEvent(rel release.Release, took time.Duration) swap.Event {
 			rel.Version, rel.Files, float64(rel.Size)/1e6, took.Round(time.Millisecond), float64(rel.Size)/1e6/max(took.Seconds(), 1e-6))}
 }
 
-// stream writes newline-delimited JSON messages, flushing each. Until the
-// first message it can still answer with a plain HTTP error.
+// stream writes newline-delimited JSON messages, flushing each within
+// streamWriteTimeout. Until the first message it can still answer with a
+// plain HTTP error.
 type stream struct {
 	mu      sync.Mutex // guards w, started
 	w       http.ResponseWriter
 	started bool
 }
 
-func newStream(w http.ResponseWriter) *stream { return &stream{w: w} }
+// newStream lifts the request's deadlines: a stream lasts as long as its
+// swap, and the connection's read side then only tells whether the client
+// went away, which cancels the swap. (An upload's body sets its own read
+// deadlines: uploadBody.)
+func newStream(w http.ResponseWriter) *stream {
+	longPoll(w, 0)
+	return &stream{w: w}
+}
 
 func (s *stream) progress(e swap.Event) {
 	s.send(control.Progress{MessageType: control.TypeProgress, Event: e})
@@ -247,12 +255,13 @@ func (s *stream) progress(e swap.Event) {
 func (s *stream) send(v any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = http.NewResponseController(s.w).SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // as in setDeadlines
 	if !s.started {
 		s.w.Header().Set("Content-Type", "application/x-ndjson")
 		s.w.WriteHeader(http.StatusOK)
 		s.started = true
 	}
-	_ = json.NewEncoder(s.w).Encode(v) // a gone client does not stop the swap
+	_ = json.NewEncoder(s.w).Encode(v) // a client gone or stalled (streamWriteTimeout) cancels the request's context
 	if f, ok := s.w.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -107,12 +107,20 @@ func (x *extractor) run(ctx context.Context, tr *tar.Reader) error {
 	if x.used == 0 {
 		return fmt.Errorf("%w: archive has no entries", ErrInvalidRelease)
 	}
-	// Read the rest so the sha256 covers the whole tarball.
-	if _, err := io.Copy(io.Discard, x.inf); err != nil {
-		return x.readErr("read after end of tar archive", err)
-	}
-	if _, err := io.Copy(io.Discard, x.src); err != nil {
-		return x.readErr("read after end of gzip stream", err)
+	// Read the rest so the sha256 covers the whole tarball, but no more
+	// than MaxTrailing bytes.
+	left := x.lim.MaxTrailing
+	for _, part := range []struct {
+		what string
+		r    io.Reader
+	}{{"after end of tar archive", x.inf}, {"after end of gzip stream", x.src}} {
+		n, err := io.Copy(io.Discard, io.LimitReader(part.r, left+1))
+		if err != nil {
+			return x.readErr("read "+part.what, err)
+		}
+		if left -= n; left < 0 {
+			return limitErr("bytes after the end of the tar archive", x.lim.MaxTrailing-left, x.lim.MaxTrailing)
+		}
 	}
 	return nil
 }

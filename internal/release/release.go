@@ -13,6 +13,9 @@ const (
 	DefaultMaxPathLen       = 1024 // bytes
 	DefaultMaxDepth         = 64   // path components
 	DefaultMaxRatio   int64 = 200  // uncompressed bytes per compressed byte
+	// DefaultMaxTrailing: tar pads an archive to its record size (10 KiB
+	// for GNU tar; some tools use more), nothing else belongs there.
+	DefaultMaxTrailing int64 = 1 << 20
 
 	// RatioCheckAfter is how many bytes must have been decompressed before
 	// the compression ratio is enforced, so small, highly compressible
@@ -63,6 +66,11 @@ type Limits struct {
 	// MaxRatio bounds decompressed bytes per compressed byte read so far,
 	// checked once more than RatioCheckAfter bytes were decompressed.
 	MaxRatio int64
+	// MaxTrailing bounds what is read after the tar end-of-archive marker,
+	// decompressed and after the gzip stream together: Stage reads it to
+	// hash the whole tarball, and the upload it reads may hold the swap
+	// lock.
+	MaxTrailing int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -80,6 +88,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.MaxTrailing <= 0 {
+		l.MaxTrailing = DefaultMaxTrailing
 	}
 	return l
 }

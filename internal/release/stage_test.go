@@ -343,3 +343,43 @@ func TestStageFreeSpaceCheck(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoSpace)
 	sb.requireOnly(t)
 }
+
+// TestStageBoundsDataAfterTheArchive: tar's padding after the end marker
+// is read and hashed; more than MaxTrailing bytes after it are refused,
+// and an endless stream after it is not read to its end.
+func TestStageBoundsDataAfterTheArchive(t *testing.T) {
+	t.Parallel()
+	archive := tarOf(t, ent{name: "bin/hello", body: "#!/bin/sh\n", mode: 0o755})
+
+	sb := newSandbox(t)
+	padded := gzipOf(t, append(archive, make([]byte, 64<<10)...))
+	rel, err := sb.stage(t, "hello-1.0.0.tar.gz", padded, StageOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, sha256Hex(padded), rel.SHA256, "the padding is hashed")
+
+	// Incompressible, so that the ratio limit does not stop it first.
+	more := append(gzipOf(t, archive), gzipOf(t, random(t, int(DefaultMaxTrailing)+1))...)
+	_, err = sb.stage(t, "hello-1.0.1.tar.gz", more, StageOptions{})
+	require.ErrorIs(t, err, ErrLimit)
+	assert.Contains(t, err.Error(), "after the end of the tar archive")
+
+	endless := &endlessGzip{chunk: gzipOf(t, random(t, 64<<10))}
+	_, err = sb.store.Stage(t.Context(), "hello-1.0.2.tar.gz", io.MultiReader(bytes.NewReader(gzipOf(t, archive)), endless), StageOptions{})
+	require.ErrorIs(t, err, ErrLimit)
+	assert.Less(t, endless.read, 4*DefaultMaxTrailing, "read of an endless upload after the archive")
+	sb.requireOnly(t, "1.0.0")
+}
+
+// endlessGzip repeats a gzip member forever and counts what was read.
+type endlessGzip struct {
+	chunk []byte
+	off   int
+	read  int64
+}
+
+func (e *endlessGzip) Read(p []byte) (int, error) {
+	n := copy(p, e.chunk[e.off:])
+	e.off = (e.off + n) % len(e.chunk)
+	e.read += int64(n)
+	return n, nil
+}

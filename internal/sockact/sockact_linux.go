@@ -50,8 +50,9 @@ type header struct {
 	Error string   `json:"error,omitempty"` // why no descriptors come
 }
 
-// refuse tells the peer on conn why it gets no descriptors.
-func refuse(conn *net.UnixConn, why error) error {
+// Refuse tells the peer on conn why it gets no descriptors (Fetch returns
+// it, wrapped in ErrRefused).
+func Refuse(conn *net.UnixConn, why error) error {
 	payload, err := json.Marshal(header{Error: why.Error()})
 	if err != nil {
 		return fmt.Errorf("encode refusal: %w", err)
@@ -62,8 +63,14 @@ func refuse(conn *net.UnixConn, why error) error {
 	return nil
 }
 
+// MsgConn is a connection that carries descriptors: a *net.UnixConn, or
+// a type embedding one.
+type MsgConn interface {
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+}
+
 // Send writes fds to conn in one message (SCM_RIGHTS), with their names.
-func Send(conn *net.UnixConn, fds []FD) error {
+func Send(conn MsgConn, fds []FD) error {
 	if len(fds) == 0 || len(fds) > MaxFDs {
 		return fmt.Errorf("sockact: cannot send %d descriptors", len(fds))
 	}

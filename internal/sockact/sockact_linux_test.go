@@ -104,7 +104,7 @@ func TestBrokerHandsListenerToExecedApp(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: fd, Name: "web"}}, nil) }()
+	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: fd, Name: "web"}}) }()
 
 	self, err := os.Executable()
 	require.NoError(t, err)
@@ -157,21 +157,24 @@ func TestPlaceRefusesToOverwrite(t *testing.T) {
 }
 
 func TestBrokerTellsARefusedPeerWhy(t *testing.T) {
-	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer tcp.Close()
 	sock := filepath.Join(t.TempDir(), "fds.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
+	defer ln.Close()
 	done := make(chan error, 1)
-	refuse := func(*net.UnixConn) error { return errors.New("permission denied: not an instance") }
-	go func() { done <- sockact.Serve(ctx, ln, []sockact.FD{{Num: rawFD(t, tcp), Name: "web"}}, refuse) }()
+	go func() {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		done <- sockact.Refuse(c, errors.New("permission denied: not an instance"))
+	}()
 
 	fds, err := sockact.Fetch(sock, 5*time.Second)
 	require.ErrorIs(t, err, sockact.ErrRefused)
 	assert.Contains(t, err.Error(), "permission denied: not an instance")
 	assert.Empty(t, fds)
-	cancel()
 	require.NoError(t, <-done)
 }

@@ -15,8 +15,17 @@ var errUnsupported = fmt.Errorf("sockact: fd passing is only implemented on Linu
 // Inherited returns an error wrapping errors.ErrUnsupported.
 func Inherited() ([]FD, error) { return nil, errUnsupported }
 
+// MsgConn is a connection that carries descriptors: a *net.UnixConn, or
+// a type embedding one.
+type MsgConn interface {
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+}
+
+// Refuse returns an error wrapping errors.ErrUnsupported.
+func Refuse(*net.UnixConn, error) error { return errUnsupported }
+
 // Send returns an error wrapping errors.ErrUnsupported.
-func Send(*net.UnixConn, []FD) error { return errUnsupported }
+func Send(MsgConn, []FD) error { return errUnsupported }
 
 // Fetch returns an error wrapping errors.ErrUnsupported.
 func Fetch(string, time.Duration) ([]FD, error) { return nil, errUnsupported }
@@ -28,6 +37,6 @@ func Place([]FD) ([]FD, error) { return nil, errUnsupported }
 func Exec([]FD, []string, []string) error { return errUnsupported }
 
 // Serve returns an error wrapping errors.ErrUnsupported.
-func Serve(context.Context, *net.UnixListener, []FD, func(*net.UnixConn) error) error {
+func Serve(context.Context, net.Listener, []FD) error {
 	return errUnsupported
 }

@@ -1,0 +1,414 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/gate"
+	"github.com/beamdeploy/beamdeploy/internal/loadgen"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Bounds the flood test asserts.
+const (
+	floodConns      = 20_000      // connections the flooder opens to the control socket
+	floodBrokerConn = 1_000       // ... and to the fd broker
+	statusBound     = time.Second // root's status answers within this during the flood
+	rssBound        = 40 << 20    // the parent's VmRSS stays below this
+	statusSamples   = 5           // at least this many status calls during the flood
+	statusEvery     = 300 * time.Millisecond
+	floodMax        = 300_000 // connections the flooder may open in all (initial plus churn)
+	floodChurn      = 2_500   // connections it replaces per cycle once the parent closed them
+	floodDuration   = 3 * time.Minute
+)
+
+// The flooder: with floodEnv set to a JSON floodPlan, TestMain runs
+// floodMain instead of the tests. TestSystemdControlSocketFlood starts it
+// as an unprivileged user.
+const floodEnv = "BEAMDEPLOY_E2E_FLOOD"
+
+// floodPlan is what the flooder does: it opens Initial connections to
+// each target and keeps them open (when it runs out of descriptors, it
+// closes its oldest connection for each new one); then, every cycle, it
+// replaces up to Churn connections the parent closed with new ones, shared
+// among the targets in proportion to Initial. It
+// stops when its stdin closes, after Duration, or once it opened Max
+// connections in all.
+type floodPlan struct {
+	Targets  []floodTarget `json:"targets"`
+	Churn    int           `json:"churn"`
+	Max      int           `json:"max"`
+	Duration time.Duration `json:"duration"`
+}
+
+type floodTarget struct {
+	Path    string `json:"path"`
+	Initial int    `json:"initial"`
+}
+
+// floodReport is what the flooder saw, per target, printed as a JSON line
+// after every cycle.
+type floodReport struct {
+	Opened     int `json:"opened"`      // connect(2) succeeded
+	ConnectErr int `json:"connect_err"` // connect(2) failed (EAGAIN: the listen backlog was full)
+	Forbidden  int `json:"forbidden"`   // answered "HTTP/1.1 403" and closed
+	Busy       int `json:"busy"`        // answered "HTTP/1.1 503" and closed
+	Closed     int `json:"closed"`      // closed without an answer (the broker's refusal), or another answer
+	Held       int `json:"held"`        // no answer yet at the end of the cycle: queued, or being identified
+}
+
+// TestSystemdControlSocketFlood: an unprivileged user opens 20,000
+// connections to the control socket and 1,000 to the fd broker, holds
+// them, and keeps replacing those the parent closes. Meanwhile root's
+// status answers within a second, an upgrade succeeds, an instance killed
+// with SIGKILL is restarted by systemd and serves again (on systemd 252 it
+// fetches its listeners from the flooded broker), and the parent's RSS
+// stays below 40 MB. The app is under load throughout: no request fails
+// except those the killed process had accepted.
+func TestSystemdControlSocketFlood(t *testing.T) {
+	// Instances run as nobody: unprivileged peers of the gate like the
+	// flooder, in a bucket of their own.
+	a := newApp(t, "--user", "nobody", "--force")
+	a.mustUpgrade(release(t, "1.0.0"))
+	v2 := release(t, "1.1.0")
+	parentPID := show(a.name+".service", "MainPID")
+	require.NotEqual(t, "0", parentPID)
+	rss := watchParent(t, parentPID)
+	before := rss.snapshot()
+	t.Logf("parent %s before the flood: VmRSS %.1f MB, %d fds", parentPID, float64(before.rss)/(1<<20), before.fds)
+
+	const workers = 2
+	load := startLoad(t, a, workers)
+	fl := startFlooder(t, floodPlan{
+		Targets: []floodTarget{
+			{Path: config.Paths{}.BrokerSocket(a.name), Initial: floodBrokerConn},
+			{Path: config.Paths{}.ControlSocket(a.name), Initial: floodConns},
+		},
+		Churn: floodChurn, Max: floodMax, Duration: floodDuration,
+	})
+	sampler := startStatusSampler(t, a)
+
+	// The initial wave is open (or the flooder ran out of descriptors).
+	require.Eventually(t, fl.opened, time.Minute, 50*time.Millisecond, "the flooder opens its connections")
+	// An upgrade during the flood.
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	out, err := exec.CommandContext(ctx, a.bin, "upgrade", a.name, v2).CombinedOutput()
+	cancel()
+	require.NoError(t, err, "upgrade during the flood: %s", out)
+	upgradeTook := time.Since(began)
+	requireServing(t, a, "1.1.0")
+	sampler.waitFor(t, statusSamples)
+	st1 := load.stop()
+	t.Logf("load across the flood and the upgrade: %s", st1)
+	assert.Zero(t, st1.Failed, "errors: %v", st1.Errors)
+	assert.Greater(t, st1.OK, int64(100))
+
+	// An instance restart during the flood: it gets its listeners.
+	active := a.activeInstances() // from systemd: status is what is under test
+	require.Len(t, active, 1)
+	unit := active[0]
+	invocation, pid := show(unit, "InvocationID"), show(unit, "MainPID")
+	load = startLoad(t, a, workers)
+	sendSignal(t, "9", pid)
+	killed := time.Now()
+	require.Eventually(t, func() bool {
+		return show(unit, "ActiveState") == "active" && show(unit, "InvocationID") != invocation
+	}, 30*time.Second, 20*time.Millisecond, "systemd restarts %s", unit)
+	restartTook := time.Since(killed)
+	requireServing(t, a, "1.1.0")
+	time.Sleep(500 * time.Millisecond) // load on the restarted instance
+	st2 := load.stop()
+	t.Logf("load across the kill: %s", st2)
+	// Each worker has at most one request in flight, which the killed
+	// process may have accepted; nothing else fails.
+	assert.LessOrEqual(t, st2.Failed, int64(workers), "errors: %v", st2.Errors)
+	assert.Greater(t, st2.OK, int64(10))
+
+	lat := sampler.stop(t)
+	reports := fl.stop(t)
+	peak := rss.stop()
+	t.Logf("root's status during the flood: %d calls, latencies %s", len(lat), fmtDurations(lat))
+	t.Logf("upgrade during the flood: %s; restart of %s: active again %s after SIGKILL", upgradeTook.Round(time.Millisecond), unit, restartTook.Round(time.Millisecond))
+	t.Logf("parent %s: peak VmRSS %.1f MB, peak %d fds (before: %.1f MB, %d fds)", parentPID, float64(peak.rss)/(1<<20), peak.fds, float64(before.rss)/(1<<20), before.fds)
+	for i, name := range []string{"fd broker", "control socket"} {
+		r := reports[i]
+		t.Logf("flooder → %s: opened %d (connect failed %d), refused with 403 %d, with 503 %d, closed without answer %d, unanswered at the end (queued or being identified) %d",
+			name, r.Opened, r.ConnectErr, r.Forbidden, r.Busy, r.Closed, r.Held)
+	}
+	assert.GreaterOrEqual(t, reports[1].Opened, floodConns, "the flooder opened its connections to the control socket")
+	assert.GreaterOrEqual(t, len(lat), statusSamples)
+	for _, d := range lat {
+		assert.Less(t, d, statusBound, "root's status during the flood")
+	}
+	assert.Less(t, peak.rss, int64(rssBound), "the parent's VmRSS during the flood")
+	assert.Less(t, peak.fds, 2*(gate.DefaultTotal+gate.DefaultBacklog), "the parent's descriptors during the flood")
+	requireServing(t, a, "1.1.0")
+}
+
+// fmtDurations formats durations rounded to the millisecond.
+func fmtDurations(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.Round(time.Millisecond).String()
+	}
+	return strings.Join(s, " ")
+}
+
+// loadRun is loadgen running in the background.
+type loadRun struct {
+	cancel context.CancelFunc
+	done   chan loadgen.Stats
+}
+
+func startLoad(t *testing.T, a *app, workers int) *loadRun {
+	ctx, cancel := context.WithCancel(t.Context())
+	l := &loadRun{cancel: cancel, done: make(chan loadgen.Stats, 1)}
+	go func() {
+		l.done <- loadgen.Run(ctx, loadgen.Options{URL: "http://" + a.addr + "/", Workers: workers, Duration: 3 * time.Minute, MaxRequests: 500_000})
+	}()
+	t.Cleanup(cancel)
+	return l
+}
+
+func (l *loadRun) stop() loadgen.Stats {
+	l.cancel()
+	return <-l.done
+}
+
+// parentSample is the parent's VmRSS (bytes) and open descriptors.
+type parentSample struct {
+	rss int64
+	fds int
+}
+
+// parentWatch samples the parent's memory and descriptors every 50 ms and
+// keeps the peaks.
+type parentWatch struct {
+	pid  string
+	mu   sync.Mutex // guards peak
+	peak parentSample
+	quit chan struct{}
+	done chan struct{}
+}
+
+func watchParent(t *testing.T, pid string) *parentWatch {
+	w := &parentWatch{pid: pid, quit: make(chan struct{}), done: make(chan struct{})}
+	first := w.snapshot()
+	require.NotZero(t, first.rss, "VmRSS of the parent %s", pid)
+	w.peak = first
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.quit:
+				return
+			case <-tick.C:
+			}
+			s := w.snapshot()
+			w.mu.Lock()
+			w.peak.rss, w.peak.fds = max(w.peak.rss, s.rss), max(w.peak.fds, s.fds)
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+func (w *parentWatch) snapshot() parentSample {
+	var s parentSample
+	b, _ := os.ReadFile("/proc/" + w.pid + "/status") // a gone parent reads as zero
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				s.rss = kb << 10
+			}
+		}
+	}
+	ents, _ := os.ReadDir("/proc/" + w.pid + "/fd") // as above
+	s.fds = len(ents)
+	return s
+}
+
+func (w *parentWatch) stop() parentSample {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peak
+}
+
+// statusSampler runs root's `beamdeploy status` every statusEvery and
+// records how long each took.
+type statusSampler struct {
+	mu   sync.Mutex // guards lat, errs
+	lat  []time.Duration
+	errs []string
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startStatusSampler(t *testing.T, a *app) *statusSampler {
+	s := &statusSampler{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			began := time.Now()
+			out, err := exec.CommandContext(ctx, a.bin, "--json", "status", a.name).CombinedOutput()
+			took := time.Since(began)
+			cancel()
+			s.mu.Lock()
+			s.lat = append(s.lat, took)
+			if err != nil {
+				s.errs = append(s.errs, err.Error()+": "+string(out))
+			}
+			s.mu.Unlock()
+			select {
+			case <-s.quit:
+				return
+			case <-time.After(statusEvery):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.quit:
+		default:
+			close(s.quit)
+		}
+		<-s.done
+	})
+	return s
+}
+
+// waitFor waits until n status calls were made.
+func (s *statusSampler) waitFor(t *testing.T, n int) {
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.lat) >= n
+	}, time.Minute, 50*time.Millisecond, "%d status calls", n)
+}
+
+func (s *statusSampler) stop(t *testing.T) []time.Duration {
+	close(s.quit)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Empty(t, s.errs, "status calls failed during the flood")
+	return slices.Clone(s.lat)
+}
+
+// flood is the running flooder process.
+type flood struct {
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	mu     sync.Mutex // guards latest
+	latest []floodReport
+	done   chan struct{}
+	stderr strings.Builder
+}
+
+// startFlooder runs the flooder as a fresh unprivileged user (not nobody,
+// whom the app's instances run as).
+func startFlooder(t *testing.T, plan floodPlan) *flood {
+	name := "bdflood" + strconv.Itoa(os.Getpid()%100000)
+	require.NoError(t, exec.Command("useradd", "--system", "--no-create-home", name).Run())
+	t.Cleanup(func() { _ = exec.Command("userdel", name).Run() }) // cleanup
+	u, err := user.Lookup(name)
+	require.NoError(t, err)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+
+	// A copy of the test binary the user may run (the original is in a
+	// private temporary directory).
+	self, err := os.Executable()
+	require.NoError(t, err)
+	b, err := os.ReadFile(self)
+	require.NoError(t, err)
+	bin := filepath.Join(filepath.Dir(beamdeployBin(t)), "e2e-flooder")
+	require.NoError(t, os.WriteFile(bin, b, 0o755))
+
+	p, err := json.Marshal(plan)
+	require.NoError(t, err)
+	f := &flood{done: make(chan struct{})}
+	f.cmd = exec.Command(bin)
+	f.cmd.Env = append(os.Environ(), floodEnv+"="+string(p))
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	f.cmd.Stderr = &f.stderr
+	in, err := f.cmd.StdinPipe()
+	require.NoError(t, err)
+	out, err := f.cmd.StdoutPipe()
+	require.NoError(t, err)
+	f.stdin = in
+	require.NoError(t, f.cmd.Start())
+	t.Cleanup(func() {
+		_ = f.stdin.Close() // tells the flooder to stop
+		select {
+		case <-f.done:
+		case <-time.After(10 * time.Second):
+			_ = f.cmd.Process.Kill() // the flooder we started
+			<-f.done
+		}
+	})
+	go func() {
+		defer close(f.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var r []floodReport
+			if json.Unmarshal(sc.Bytes(), &r) != nil {
+				continue
+			}
+			f.mu.Lock()
+			f.latest = r
+			f.mu.Unlock()
+		}
+		_ = f.cmd.Wait() // the reports say what it did
+	}()
+	return f
+}
+
+// opened reports whether the flooder opened its initial connections: it
+// reports only after that.
+func (f *flood) opened() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.latest != nil
+}
+
+// stop ends the flooder and returns its final report.
+func (f *flood) stop(t *testing.T) []floodReport {
+	_ = f.stdin.Close() // tells the flooder to stop
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the flooder did not stop; stderr: %s", f.stderr.String())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, f.latest, 2, "flooder reports; stderr: %s", f.stderr.String())
+	return f.latest
+}
