@@ -230,6 +230,10 @@ func TestSystemdPIDReuseIsNotTakenForAnInstance(t *testing.T) {
 	requireServing(t, a, "1.0.0")
 }
 
+// reuseUID is the PID-reuse peer's uid: in systemd's dynamic range
+// (config.DynamicUIDMin..Max) and allocated to no unit of the test.
+const reuseUID = 61999
+
 // connHolder is the child a reuse-peer left holding its connection.
 type connHolder struct {
 	peerPID int
@@ -250,7 +254,10 @@ func connectAndExit(t *testing.T, self, kind, sock string) *connHolder {
 	require.NoError(t, err)
 	peer := exec.Command(self)
 	peer.Env = append(os.Environ(), envHelper+"=reuse-peer", envConfig+"="+string(cfg))
-	peer.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	// A uid from systemd's dynamic range, as the app's instances have: the
+	// parent asks systemd about such a peer (any other uid is refused
+	// before), so the PID's reuse is what must be caught.
+	peer.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: reuseUID, Gid: reuseUID, Groups: []uint32{}}}
 	// Files, not buffers: Run would wait for the holder to close them too.
 	stderr, err := os.CreateTemp(t.TempDir(), "stderr-")
 	require.NoError(t, err)

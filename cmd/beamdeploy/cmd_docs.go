@@ -13,15 +13,20 @@ import (
 func docsCommands(g *globals) []*cli.Command {
 	return []*cli.Command{
 		{
-			Name:   "man",
-			Hidden: true,
-			Usage:  "print the beamdeploy(1) man page (roff)",
+			Name:      "man",
+			Hidden:    true,
+			Usage:     "print a man page (roff): beamdeploy(1), or with config beamdeploy.json(5)",
+			UsageText: "beamdeploy man [config]",
 			Action: func(c *cli.Context) error {
-				page, err := c.App.ToManWithSection(1)
-				if err != nil {
-					return fmt.Errorf("render man page: %w", err)
+				page := manPage(c.App)
+				switch c.Args().First() {
+				case "":
+				case "config":
+					page = configManPage()
+				default:
+					return usageErrorf("usage: %s", c.Command.UsageText)
 				}
-				_, err = fmt.Fprint(g.stdout, page)
+				_, err := fmt.Fprint(g.stdout, page)
 				return err
 			},
 		},

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/user"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/beamdeploy/beamdeploy/internal/units"
@@ -145,11 +148,34 @@ type authority struct {
 	// running at start (see adopted): until then tracked is not the truth.
 	ready     chan struct{}
 	readyOnce sync.Once
+	// mayBe tells whether a process with a uid can be one of the app's
+	// instances at all (uidFilter).
+	mayBe func(uid int) bool
 }
 
-func newAuthority(app string, um *units.Manager, m *swap.Machine) *authority {
-	return &authority{app: app, units: um, ready: make(chan struct{}),
+func newAuthority(app string, run config.RunAs, um *units.Manager, m *swap.Machine) *authority {
+	return &authority{app: app, units: um, ready: make(chan struct{}), mayBe: uidFilter(run),
 		tracked: func() []tracked { return trackedOf(app, m.Status()) }}
+}
+
+// uidFilter returns which uids a process of the app's instances can have:
+// a necessary condition, checked before systemd is asked (what makes a
+// peer an instance is still its unit, never its uid). It spares systemd a
+// question per connection of a local user flooding the sockets. Instances
+// of a dynamic user run with a uid from systemd's dynamic range; those of
+// a static user with its uid; root's may take any uid.
+func uidFilter(run config.RunAs) func(uid int) bool {
+	switch {
+	case run.Dynamic:
+		return func(uid int) bool { return uid >= config.DynamicUIDMin && uid <= config.DynamicUIDMax }
+	case run.User != "" && run.User != "root":
+		if u, err := user.Lookup(run.User); err == nil {
+			if want, err := strconv.Atoi(u.Uid); err == nil {
+				return func(uid int) bool { return uid == want }
+			}
+		}
+	}
+	return func(int) bool { return true }
 }
 
 // adopted tells the authority that the tracked instances are now known.
@@ -168,7 +194,7 @@ func (au *authority) authorize(ctx context.Context, c *net.UnixConn) (peer, acce
 	if !ok {
 		gid = -1
 	}
-	if a := decide(au.app, gid, p, nil); a.deploy || au.units == nil {
+	if a := decide(au.app, gid, p, nil); a.deploy || au.units == nil || (au.mayBe != nil && !au.mayBe(p.UID)) {
 		return p, a
 	}
 	ctx, cancel := context.WithTimeout(ctx, identifyTimeout)

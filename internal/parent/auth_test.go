@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
@@ -85,4 +86,21 @@ func TestColorOf(t *testing.T) {
 		_, err := colorOf("hello", unit)
 		assert.Error(t, err, unit)
 	}
+}
+
+// Only uids an instance can have are worth asking systemd about; the uid
+// alone never makes an instance (TestDecide).
+func TestUIDFilter(t *testing.T) {
+	dynamic := uidFilter(config.RunAs{User: "bd-hello", Dynamic: true})
+	assert.True(t, dynamic(config.DynamicUIDMin))
+	assert.True(t, dynamic(config.DynamicUIDMax))
+	assert.False(t, dynamic(1000))
+	assert.False(t, dynamic(65534), "nobody is outside the dynamic range")
+	root := uidFilter(config.RunAs{})
+	assert.True(t, root(1000), "a root instance may run processes as any uid")
+	static := uidFilter(config.RunAs{User: "nobody"})
+	assert.True(t, static(65534))
+	assert.False(t, static(1000))
+	unknown := uidFilter(config.RunAs{User: "bdtest-no-such-user"})
+	assert.True(t, unknown(1000), "when in doubt, systemd is asked")
 }
