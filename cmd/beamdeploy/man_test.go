@@ -16,7 +16,10 @@ func TestManPages(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1764460800") // 2025-11-30
 	app := newApp(&globals{})
 	page := manPage(app)
-	has := func(s string, msg ...any) { t.Helper(); assert.True(t, strings.Contains(page, s), append([]any{"man page lacks %q", s}, msg...)...) }
+	has := func(s string, msg ...any) {
+		t.Helper()
+		assert.True(t, strings.Contains(page, s), append([]any{"man page lacks %q", s}, msg...)...)
+	}
 	has(`.TH BEAMDEPLOY 1 "2025-11-30" "beamdeploy ` + roff(version) + `"`)
 	for _, s := range []string{".SH COMMANDS", ".SH ENVIRONMENT", ".SH FILES", ".SH EXIT STATUS", ".SH SEE ALSO", "BEAMDEPLOY_SWAP_TIMEOUT"} {
 		has(s)
