@@ -1,6 +1,7 @@
 package parent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,36 @@ func refuseControl(app string, logged *refusalLog) func(*net.UnixConn, gate.Cred
 	return func(c *net.UnixConn, cred gate.Cred, v verdict, err error) {
 		logged.note(cred, v, err)
 		status, body := refusal(app, cred, v, err)
+		if !errors.Is(err, gate.ErrTooMany) {
+			awaitRequestHead(c)
+		}
 		writeCanned(c, status, body)
+	}
+}
+
+// Before a refused peer is answered, the parent reads what it sends of its
+// request for a moment: an HTTP client that is answered before it has
+// written its request sees a broken pipe, not the answer (curl, Python,
+// Go's net/http). The peer holds its place in the gate's limits meanwhile,
+// so a flood cannot make these reads pile up; a peer over its limits is
+// answered at once.
+const (
+	requestHeadWait = 250 * time.Millisecond
+	requestHeadMax  = 64 << 10
+)
+
+// awaitRequestHead reads from c until the end of an HTTP request head, at
+// most requestHeadMax bytes, for at most requestHeadWait.
+func awaitRequestHead(c *net.UnixConn) {
+	_ = c.SetReadDeadline(time.Now().Add(requestHeadWait)) // cannot fail on an open socket
+	buf := make([]byte, 4096)
+	var seen []byte
+	for len(seen) < requestHeadMax {
+		n, err := c.Read(buf)
+		seen = append(seen, buf[:n]...)
+		if err != nil || bytes.Contains(seen, []byte("\r\n\r\n")) {
+			return
+		}
 	}
 }
 
