@@ -335,7 +335,7 @@ func TestSystemdStartStopStartSameNameNoPause(t *testing.T) {
 	name := beamtest.UnitName(t, ".service")
 	t.Cleanup(func() { _, _ = m.Stop(context.Background(), name) }) // cleanup
 	spec := units.Spec{ExecStart: []string{exe, "-test.run=^$"}, Environment: []string{"BDTEST_SERVICE=ready-after=0s"},
-		RestartDelay: restartDelay, Hardened: true}
+		RestartDelay: restartDelay, Hardened: true, SharedTmp: units.HiddenByPrivateTmp(exe)} // go test builds under /tmp
 	const rounds = 40
 	for i := range rounds {
 		u, err := m.StartTransient(t.Context(), name, spec)
