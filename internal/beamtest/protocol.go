@@ -28,6 +28,7 @@ type Example struct {
 	Method   string
 	Path     string
 	Body     string
+	Size     int           // for a body given as "<N bytes>": N
 	Status   int           // 0 when NoAnswer is set
 	NoAnswer time.Duration // the request must still be unanswered after this long
 	Expected string
@@ -98,7 +99,7 @@ func parseExample(lines []string) (Example, error) {
 		if err != nil {
 			return e, fmt.Errorf("body size %q: %w", n, err)
 		}
-		e.Body = strings.Repeat("x", size)
+		e.Body, e.Size = strings.Repeat("x", size), size
 	}
 	answer := strings.TrimPrefix(lines[arrow], "→ ")
 	if d, ok := strings.CutPrefix(answer, "no answer within "); ok {
