@@ -29,7 +29,7 @@ import (
 )
 
 const (
-	envHelper = "BDTEST_HELPER" // the role: attack, serve, reuse-peer, reuse-holder
+	envHelper = "BDTEST_HELPER" // the role: attack, serve, reuse-peer, reuse-holder, conform
 	envConfig = "BDTEST_CONFIG" // the role's configuration
 )
 
@@ -67,6 +67,8 @@ func helper(role string) int {
 		err = reusePeer(os.Getenv(envConfig))
 	case "reuse-holder":
 		err = reuseHolder(os.Getenv(envConfig))
+	case "conform":
+		err = conform()
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
