@@ -59,6 +59,10 @@ func floodMain() int {
 	return 0
 }
 
+// floodRetry bounds how long the flooder retries one connection while the
+// control socket's backlog is full.
+const floodRetry = 10 * time.Second
+
 type flooder struct {
 	plan    floodPlan
 	conns   []floodConn
@@ -72,7 +76,9 @@ func (f *flooder) open(i int) bool {
 	if f.opened >= f.plan.Max {
 		return false
 	}
-	for range 1000 {
+	// While the backlog is full, retry for a while: on a busy machine the
+	// parent's accept loop can lag for longer than a few retries.
+	for deadline := time.Now().Add(floodRetry); time.Now().Before(deadline); {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if errors.Is(err, unix.EMFILE) && len(f.conns) > 0 {
 			// Out of descriptors: it holds what it can and lets the
