@@ -38,6 +38,7 @@ const exitStatusHelp = `EXIT STATUS:
    4    the parent (APP.service) is not running
    5    another swap is in progress
    6    the release is in use (serving, draining or being started): --force cannot replace it
+   7    the app is locked (beamdeploy lock): nothing was swapped; beamdeploy unlock APP lifts it
    130  interrupted`
 
 func newApp(g *globals) *cli.App {
@@ -59,7 +60,8 @@ func newApp(g *globals) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(g), upgradeCommand(g), hotUpgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
-			stageCommand(g), releasesCommand(g), rollbackCommand(g), logsCommand(g), checkCommand(g), listCommand(g), removeCommand(g),
+			stageCommand(g), releasesCommand(g), rollbackCommand(g), historyCommand(g), lockCommand(g), unlockCommand(g),
+			logsCommand(g), checkCommand(g), listCommand(g), removeCommand(g),
 			parentCommand(g), execCommand(g),
 		},
 	}

@@ -89,7 +89,7 @@ func TestVersion(t *testing.T) {
 // Quick calls and swaps read different timeout variables: exporting a
 // short one for status must never make an upgrade give up.
 func TestTimeoutEnvironmentByKind(t *testing.T) {
-	calls := map[string]bool{"status": true, "releases": true, "handoff": true, "list": true}
+	calls := map[string]bool{"status": true, "releases": true, "handoff": true, "list": true, "history": true, "lock": true, "unlock": true}
 	seen := 0
 	for _, c := range newApp(&globals{}).Commands {
 		f := lookupFlag(c.Flags, "--timeout")

@@ -30,7 +30,7 @@ func listCommand(g *globals) *cli.Command {
 		Description: "Apps are the configs in /etc/beamdeploy; each parent is asked for its status\n" +
 			"(all at once, each bounded by --timeout). `beamdeploy status` without an APP\n" +
 			"does the same. With --json: {\"message_type\":\"apps\",\"apps\":[{\"app\",\"state\",\n" +
-			"\"release\",\"unit\",\"pid\",\"upgrading\",\"last_swap\",\"error\"}]}.\n\n" +
+			"\"release\",\"unit\",\"pid\",\"upgrading\",\"last_swap\",\"lock\",\"error\"}]}.\n\n" +
 			"EXAMPLES:\n   beamdeploy list\n   beamdeploy --json list | jq -r '.apps[] | select(.state != \"serving\") | .app'\n\n" + exitStatusHelp,
 		Flags:  []cli.Flag{callTimeoutFlag(5 * time.Second)},
 		Action: func(c *cli.Context) error { return g.runList(c.Context, c.Duration("timeout")) },
@@ -39,14 +39,15 @@ func listCommand(g *globals) *cli.Command {
 
 // appSummary is one line of `beamdeploy list`.
 type appSummary struct {
-	App       string       `json:"app"`
-	State     string       `json:"state"` // serving, swapping, idle, parent-down, unreadable
-	Release   string       `json:"release,omitempty"`
-	Unit      string       `json:"unit,omitempty"`
-	PID       int          `json:"pid,omitempty"`
-	Upgrading bool         `json:"upgrading"`
-	LastSwap  *swapSummary `json:"last_swap,omitempty"`
-	Error     string       `json:"error,omitempty"`
+	App       string        `json:"app"`
+	State     string        `json:"state"` // serving, swapping, idle, parent-down, unreadable
+	Release   string        `json:"release,omitempty"`
+	Unit      string        `json:"unit,omitempty"`
+	PID       int           `json:"pid,omitempty"`
+	Upgrading bool          `json:"upgrading"`
+	LastSwap  *swapSummary  `json:"last_swap,omitempty"`
+	Lock      *control.Lock `json:"lock,omitempty"` // the deploy lock (beamdeploy lock)
+	Error     string        `json:"error,omitempty"`
 }
 
 type swapSummary struct {
@@ -128,6 +129,7 @@ func (g *globals) summarise(ctx context.Context, app string, timeout time.Durati
 	if st.Upgrading {
 		s.State = "swapping"
 	}
+	s.Lock = st.Lock
 	if l := st.LastSwap; l != nil {
 		s.LastSwap = &swapSummary{ID: l.ID, Release: l.Release, Started: l.Started, OK: l.OK}
 	}
@@ -149,6 +151,9 @@ func printApps(w io.Writer, sums []appSummary) error {
 		state := s.State
 		if s.State == "parent-down" {
 			state += " (systemctl start " + s.App + ".service)"
+		}
+		if s.Lock != nil {
+			state += ", locked by " + s.Lock.Who()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.App, state, orDash(s.Release), orDash(s.Unit), last)
 	}

@@ -146,6 +146,7 @@ var manExitStatus = [][2]string{
 	{"4", "the parent (APP.service) is not running"},
 	{"5", "another swap is in progress"},
 	{"6", "the release is in use (serving, draining or being started): --force cannot replace it"},
+	{"7", "the app is locked (beamdeploy lock): nothing was swapped; beamdeploy unlock APP lifts it"},
 	{"130", "interrupted (Ctrl-C before the cutover rolls the swap back)"},
 }
 

@@ -172,13 +172,14 @@ func rollbackCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "rollback",
 		Usage:     "swap APP back to the previous release (or --to VERSION) with zero downtime",
-		UsageText: "beamdeploy rollback APP [--to VERSION]",
+		UsageText: "beamdeploy rollback APP [--to VERSION] [-m TEXT]",
 		Description: "A normal blue-green swap to a staged release: the one deployed before the\n" +
 			"active one, unless --to names another (see `beamdeploy releases APP`).\n\n" +
-			"EXAMPLES:\n   beamdeploy rollback hello\n   beamdeploy rollback hello --to 1.2.3\n\n" + exitStatusHelp,
+			auditHelp +
+			"EXAMPLES:\n   beamdeploy rollback hello\n   beamdeploy rollback hello --to 1.2.3 -m \"1.2.4 leaks memory\"\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
-			swapTimeoutFlag(),
+			swapTimeoutFlag(), messageFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -187,7 +188,7 @@ func rollbackCommand(g *globals) *cli.Command {
 			}
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
-			cl, err := g.client(app)
+			cl, err := g.swapClient(c, app)
 			if err != nil {
 				return err
 			}

@@ -64,6 +64,9 @@ func printStatus(w io.Writer, st control.Status) {
 	} else {
 		fmt.Fprintln(w, "upgrading:  no")
 	}
+	if st.Lock != nil {
+		fmt.Fprintf(w, "locked:     %s\n", lockLine(st.App, st.Lock))
+	}
 	if d := st.Draining; d != nil {
 		fmt.Fprintf(w, "draining:   %s  release %s\n", d.Unit, d.Release)
 	}

@@ -19,7 +19,7 @@ func upgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "upgrade",
 		Usage:     "stage a release tarball and swap APP to it with zero downtime",
-		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT]",
 		Description: "TARBALL is NAME-VERSION.tar.gz (or NAME_VERSION_OS_ARCH.tar.gz). It is unpacked\n" +
 			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
 			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
@@ -27,10 +27,12 @@ func upgradeCommand(g *globals) *cli.Command {
 			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n" +
 			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n" +
 			"A TARBALL whose name carries no version takes --version; - reads it from stdin.\n\n" +
+			auditHelp +
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n" +
 			"   beamdeploy upgrade hello dist/app.tar.gz --version 1.2.3\n" +
-			"   ssh web1 beamdeploy upgrade hello - --version 1.2.3 < hello.tgz\n\n" + exitStatusHelp,
-		Flags:  tarballFlags(),
+			"   ssh web1 beamdeploy upgrade hello - --version 1.2.3 < hello.tgz\n" +
+			"   beamdeploy upgrade hello ./hello-1.2.4.tar.gz -m \"fix login (TICKET-12)\"\n\n" + exitStatusHelp,
+		Flags:  append(tarballFlags(), messageFlag()),
 		Action: g.uploadAndSwap((*control.Client).Upgrade),
 	}
 }
@@ -39,7 +41,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "hot-upgrade",
 		Usage:     "stage a release tarball and hand APP's running instance over to it in place",
-		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT]",
 		Description: "No second instance: the active instance's process starts the new release's binary\n" +
 			"in the same unit (same unit name, cgroup and resource limits) with the same\n" +
 			"listening sockets; once the new process sent READY=1 it becomes the unit's main\n" +
@@ -50,8 +52,9 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"ready_timeout it is stopped (SIGTERM, then SIGKILL after drain_timeout) and the\n" +
 			"old one keeps serving (exit 3). Returns once the old process is gone. A later\n" +
 			"restart of the unit runs the hot-upgraded release.\n\n" +
+			auditHelp +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
-		Flags:  tarballFlags(),
+		Flags:  append(tarballFlags(), messageFlag()),
 		Action: g.uploadAndSwap((*control.Client).HotUpgrade),
 	}
 }
@@ -60,12 +63,13 @@ func reloadCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "reload",
 		Usage:     "swap APP to the newest staged release not yet deployed, or restart it with zero downtime",
-		UsageText: "beamdeploy reload APP",
+		UsageText: "beamdeploy reload APP [-m TEXT]",
 		Description: "This is what `systemctl reload APP` runs. With no new release staged it swaps\n" +
 			"into a fresh instance of the active release.\n\n" +
+			auditHelp +
 			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n   beamdeploy reload hello   # restart without downtime\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			swapTimeoutFlag(),
+			swapTimeoutFlag(), messageFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -74,7 +78,7 @@ func reloadCommand(g *globals) *cli.Command {
 			}
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
-			cl, err := g.client(app)
+			cl, err := g.swapClient(c, app)
 			if err != nil {
 				return err
 			}
@@ -108,7 +112,7 @@ func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *c
 	defer f.Close()
 	ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 	defer cancel()
-	cl, err := g.client(app)
+	cl, err := g.swapClient(c, app) // stage has no --message: none is sent
 	if err != nil {
 		return err
 	}

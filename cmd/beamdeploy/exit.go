@@ -19,6 +19,7 @@ const (
 	exitNotRunning     = 4
 	exitSwapInProgress = 5
 	exitReleaseInUse   = 6
+	exitLocked         = 7
 	exitInterrupted    = 130
 )
 
@@ -44,6 +45,8 @@ func exitCode(err error) int {
 		return exitSwapInProgress
 	case errors.Is(err, control.ErrReleaseInUse):
 		return exitReleaseInUse
+	case errors.Is(err, control.ErrLocked):
+		return exitLocked
 	case errors.Is(err, swap.ErrRolledBack):
 		return exitRolledBack
 	case errors.Is(err, control.ErrNotRunning):

@@ -22,6 +22,7 @@ func TestExitCodeOfParentErrors(t *testing.T) {
 		{&control.Error{Code: control.CodeSwapInProgress}, exitSwapInProgress},
 		{fmt.Errorf("stage: %w", &control.Error{Code: control.CodeReleaseInUse}), exitReleaseInUse},
 		{&control.Error{Code: control.CodeInvalidRelease}, exitFailure},
+		{fmt.Errorf("reload: %w", &control.Error{Code: control.CodeLocked}), exitLocked},
 		{context.Canceled, exitInterrupted},
 		{errors.New("other"), exitFailure},
 	}

@@ -17,7 +17,11 @@ import (
 type Client struct {
 	App    string
 	Socket string
-	http   *http.Client
+	// Message, when set, is sent with every swap the client asks for
+	// (upgrade, hot upgrade, reload, swap, rollback); the parent records it
+	// in the swap's history entry. See CheckMessage.
+	Message string
+	http    *http.Client
 }
 
 // NewClient returns a client for the parent of app listening on socket.
@@ -111,7 +115,7 @@ func (c *Client) Swap(ctx context.Context, release string, onProgress func(Progr
 
 func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.Reader, ctype string, onProgress func(Progress)) (Result, error) {
 	var r Result
-	err := c.streamTo(ctx, path, q, body, ctype, onProgress, func(line []byte) error { return decodeFinal(line, &r) }, TypeResult)
+	err := c.streamTo(ctx, path, withMessage(q, c.Message), body, ctype, onProgress, func(line []byte) error { return decodeFinal(line, &r) }, TypeResult)
 	return r, err
 }
 

@@ -67,6 +67,7 @@ type Error struct {
 	Unit    string       `json:"unit,omitempty"`
 	Journal []string     `json:"journal,omitempty"`
 	Result  *swap.Result `json:"result,omitempty"`
+	Lock    *Lock        `json:"lock,omitempty"` // the lock that refused a swap (CodeLocked)
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -96,6 +97,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrPermissionDenied
 	case CodeHotUnsupported:
 		return target == ErrHotUnsupported
+	case CodeLocked:
+		return target == ErrLocked
 	}
 	return false
 }
@@ -117,6 +120,7 @@ type Status struct {
 	FDPath      string         `json:"fd_path,omitempty"` // "systemd" (ExtraFileDescriptors, >= 257) or "broker"
 	Listeners   []string       `json:"listeners"`
 	Now         time.Time      `json:"now"`
+	Lock        *Lock          `json:"lock,omitempty"` // the deploy lock; nil: unlocked
 }
 
 // Progress is one step of a running swap.

@@ -164,9 +164,13 @@ func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		return
 	}
+	who, ok := s.admit(r, out, cmdHotUpgrade)
+	if !ok {
+		return
+	}
 	unpin := func() {}
 	defer func() { unpin() }()
-	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Prepare: func(ctx context.Context) (string, error) {
+	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
 		active := s.machine.Status().Active
 		if active == nil {
 			return "", fmt.Errorf("%w: %s has no active instance; start one with: beamdeploy upgrade %s TARBALL", errHotUnsupported, s.app, s.app)

@@ -97,7 +97,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	hot := &hotBoard{}
 	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store, hot: hot, log: opts.Log}
 	m := swap.New(rt, swap.Options{Save: st.save, Hooks: (&hookRunner{app: app, cfg: cfg, releases: store, units: um}).hooks(), Settle: cfg.SettleTime(),
-		Pin: store.Pin}) // the store's lock covers every change to the releases; see internal/release/pin.go
+		Pin: store.Pin, Checksum: checksumOf(store)}) // the store's lock covers every change to the releases; see internal/release/pin.go
 	sdv, err := um.Version(ctx)
 	if err != nil {
 		opts.Log.Warn("could not read the systemd version", "err", err)

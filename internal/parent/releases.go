@@ -188,7 +188,12 @@ func (s *server) stageForSwap(ctx context.Context, r *http.Request, out *stream,
 // rollbackHandler swaps to the previous release, or to the one named.
 func (s *server) rollbackHandler(w http.ResponseWriter, r *http.Request) {
 	to := r.URL.Query().Get("to")
-	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
+	out := newStream(w)
+	who, ok := s.admit(r, out, cmdRollback)
+	if !ok {
+		return
+	}
+	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
 		if to == "" {
 			active := ""
 			if a := s.machine.Status().Active; a != nil {

@@ -51,6 +51,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST "+control.PathHotUpgrade, s.guard(false, s.hotUpgrade))
 	mux.HandleFunc("GET "+control.PathHotWait, s.guard(true, s.hotWait))
 	mux.HandleFunc("POST "+control.PathHotReport, s.guard(true, s.hotReport))
+	mux.HandleFunc("POST "+control.PathLock, s.guard(false, s.lock))
+	mux.HandleFunc("DELETE "+control.PathLock, s.guard(false, s.unlock))
 	s.handoffRoutes(mux)
 	return withDeadlines(requestTimeout, mux)
 }
@@ -65,6 +67,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
 		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.state.get().History,
 		ParentPID: os.Getpid(), Systemd: s.systemd, FDPath: s.fdPath, Listeners: s.listeners, Now: time.Now().UTC(),
+		Lock: s.state.get().Lock,
 	})
 }
 
@@ -103,16 +106,25 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		return
 	}
+	who, ok := s.admit(r, out, cmdUpgrade)
+	if !ok {
+		return
+	}
 	unpin := func() {}
 	defer func() { unpin() }()
-	s.run(r.Context(), out, swap.Request{Prepare: func(ctx context.Context) (string, error) {
+	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
 		rel, err := s.stageForSwap(ctx, r, out, &unpin)
 		return rel.Version, err
 	}})
 }
 
 func (s *server) reload(w http.ResponseWriter, r *http.Request) {
-	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) { return s.reloadTarget() }})
+	out := newStream(w)
+	who, ok := s.admit(r, out, cmdReload)
+	if !ok {
+		return
+	}
+	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) { return s.reloadTarget() }})
 }
 
 func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +133,12 @@ func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, "body must be {\"release\": VERSION}"))
 		return
 	}
-	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
+	out := newStream(w)
+	who, ok := s.admit(r, out, cmdSwap)
+	if !ok {
+		return
+	}
+	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
 		if _, err := s.releases.Get(req.Release); err != nil {
 			return "", err
 		}
@@ -172,7 +189,7 @@ func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context
 		s.onSwap(res)
 	}
 	if err != nil {
-		s.log.Error("swap failed", "swap", res.ID, "release", res.Release, "err", err)
+		s.log.Error("swap failed", append([]any{"swap", res.ID, "release", res.Release, "sha256", res.SHA256, "err", err}, auditAttrs(res.Audit)...)...)
 		e := errorBody(codeOf(err), err.Error())
 		e.Result = &res
 		var se *StartError
@@ -182,7 +199,8 @@ func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context
 		out.fail(http.StatusUnprocessableEntity, e)
 		return
 	}
-	s.log.Info("swap done", "swap", res.ID, "release", res.Release, "ready", res.Ready, "stop", res.Stop, "total", res.Total)
+	s.log.Info("swap done", append([]any{"swap", res.ID, "release", res.Release, "sha256", res.SHA256,
+		"ready", res.Ready, "stop", res.Stop, "total", res.Total}, auditAttrs(res.Audit)...)...)
 	s.prune()
 	out.send(control.Result{MessageType: control.TypeResult, Result: res})
 }

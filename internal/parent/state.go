@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
@@ -26,6 +27,8 @@ type persisted struct {
 	// Swap is the intent record of the swap in flight, written before each
 	// of its phases acts; nil when no swap runs.
 	Swap *swap.Intent `json:"swap,omitempty"`
+	// Lock is the deploy lock (beamdeploy lock); nil when unlocked.
+	Lock *control.Lock `json:"lock,omitempty"`
 }
 
 // stateFile reads and writes persisted atomically.
@@ -78,6 +81,24 @@ func (f *stateFile) save(s swap.State) error {
 		}
 	}
 	f.st.LastSwap = s.Last
+	return f.writeLocked()
+}
+
+// setLock sets the deploy lock (nil: unlocks) and returns the one it
+// replaced; it is on disk when setLock returns nil.
+func (f *stateFile) setLock(l *control.Lock) (*control.Lock, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev := f.st.Lock
+	f.st.Lock = l
+	if err := f.writeLocked(); err != nil {
+		f.st.Lock = prev
+		return nil, err
+	}
+	return prev, nil
+}
+
+func (f *stateFile) writeLocked() error {
 	b, err := json.MarshalIndent(f.st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)

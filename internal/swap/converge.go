@@ -105,7 +105,8 @@ func adopt(u, rec Instance) *Instance {
 }
 
 func interrupted(in Intent, keep *Instance) *Result {
-	res := &Result{ID: in.ID, Kind: in.Kind, From: clone(in.From), To: clone(in.To), Release: in.Release, Started: in.Began}
+	res := &Result{ID: in.ID, Kind: in.Kind, From: clone(in.From), To: clone(in.To), Release: in.Release, Started: in.Began,
+		SHA256: in.SHA256, Audit: in.Audit}
 	finished := keep != nil && in.To != nil && keep.Unit == in.To.Unit
 	if in.To == nil && keep != nil && in.Color != "" { // the parent died while Start ran
 		finished = keep.Color == in.Color && keep.Release == in.Release

@@ -31,6 +31,10 @@ type Options struct {
 	// old release stays pinned while it drains. An error pinning the target
 	// fails the swap before anything is started.
 	Pin func(release, holder string) (unpin func(), err error)
+	// Checksum, when set, returns the sha256 recorded for release, or ""
+	// when it is not known. The machine records it in the intent and the
+	// Result once the target is chosen and pinned.
+	Checksum func(release string) string
 }
 
 // activeHolder is the holder of the active instance's pin.
@@ -47,6 +51,8 @@ type Request struct {
 	// request is refused while it runs) and returns the release to swap
 	// to: the parent stages an uploaded release here.
 	Prepare func(ctx context.Context) (string, error)
+	// Audit says who asked; it is recorded in the intent and the Result.
+	Audit Audit
 }
 
 // Machine runs swaps. It is safe for concurrent use.
@@ -170,7 +176,7 @@ func cloneResult(r *Result) *Result {
 }
 
 // begin claims the machine for one swap.
-func (m *Machine) begin(ctx context.Context, kind string) (context.Context, *run, error) {
+func (m *Machine) begin(ctx context.Context, kind string, audit Audit) (context.Context, *run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closing {
@@ -183,8 +189,8 @@ func (m *Machine) begin(ctx context.Context, kind string) (context.Context, *run
 	ctx, cancel := context.WithCancel(ctx)
 	m.phase, m.swapID, m.began, m.target = PhasePreparing, m.opts.NewID(), m.opts.Now(), ""
 	m.cancel, m.done = cancel, make(chan struct{})
-	m.intent = &Intent{ID: m.swapID, Kind: kind, Phase: PhasePreparing, From: clone(m.active), Began: m.began}
-	r := &run{m: m, res: Result{ID: m.swapID, Kind: kind, Started: m.began, From: clone(m.active)}}
+	m.intent = &Intent{ID: m.swapID, Kind: kind, Phase: PhasePreparing, From: clone(m.active), Began: m.began, Audit: audit}
+	r := &run{m: m, res: Result{ID: m.swapID, Kind: kind, Started: m.began, From: clone(m.active), Audit: audit}}
 	return ctx, r, nil
 }
 

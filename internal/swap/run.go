@@ -71,7 +71,7 @@ func (m *Machine) HotUpgrade(ctx context.Context, req Request, progress func(Eve
 }
 
 func (m *Machine) run(ctx context.Context, kind string, req Request, progress func(Event)) (Result, error) {
-	ctx, r, err := m.begin(ctx, kind)
+	ctx, r, err := m.begin(ctx, kind, req.Audit)
 	if err != nil {
 		return Result{}, err
 	}
@@ -121,9 +121,12 @@ func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 		}
 		r.unpin = unpin
 	}
+	if sum := r.m.opts.Checksum; sum != nil {
+		r.res.SHA256 = sum(release)
+	}
 	r.res.Release = release
 	r.m.mu.Lock()
-	r.m.target = release
+	r.m.target, r.m.intent.SHA256 = release, r.res.SHA256
 	r.m.mu.Unlock()
 	return release, nil
 }

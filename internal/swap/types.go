@@ -130,13 +130,30 @@ const (
 	KindHot       = "hot"        // a new process inside the same unit
 )
 
+// Audit is who asked for a swap and why. The zero Audit is a swap the
+// parent started by itself (after a reboot) or one recorded before audits.
+type Audit struct {
+	// Command is what asked: upgrade, hot-upgrade, reload, rollback or swap.
+	Command string `json:"command,omitempty"`
+	// User is the name of the peer's uid, or "" when it has none.
+	User string `json:"user,omitempty"`
+	// UID is the peer's uid (SO_PEERCRED); nil when unknown.
+	UID *int `json:"uid,omitempty"`
+	// Message is the operator's note (--message).
+	Message string `json:"message,omitempty"`
+}
+
 // Result records one swap.
 type Result struct {
-	ID        string        `json:"id"`
-	Kind      string        `json:"kind,omitempty"` // KindBlueGreen or KindHot; empty in records older than hot upgrades
-	From      *Instance     `json:"from,omitempty"`
-	To        *Instance     `json:"to,omitempty"`
-	Release   string        `json:"release"`
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind,omitempty"` // KindBlueGreen or KindHot; empty in records older than hot upgrades
+	From    *Instance `json:"from,omitempty"`
+	To      *Instance `json:"to,omitempty"`
+	Release string    `json:"release"`
+	// SHA256 is the checksum the release store recorded for Release (the
+	// tarball's sha256); empty when the swap failed before it chose one.
+	SHA256 string `json:"sha256,omitempty"`
+	Audit
 	Started   time.Time     `json:"started"`
 	Ready     time.Duration `json:"ready_ns"` // start requested → READY=1
 	Stop      time.Duration `json:"stop_ns"`  // stop requested → old instance gone
@@ -184,6 +201,8 @@ type Intent struct {
 	From    *Instance `json:"from,omitempty"`    // active when the swap began
 	To      *Instance `json:"to,omitempty"`      // the new instance, once started
 	Began   time.Time `json:"began"`
+	SHA256  string    `json:"sha256,omitempty"` // Release's checksum
+	Audit
 }
 
 // Committed reports whether the swap passed its cutover: from then on the
