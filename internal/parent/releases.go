@@ -158,7 +158,7 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	began := time.Now()
 	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Version: q.Get("version"), Size: r.ContentLength,
 		Command:  relCommand(s.exec),
-		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
+		Progress: func(n int64) { out.staging(stagingEvent(n, r.ContentLength, time.Since(began))) }}
 	rel, err := s.releases.Stage(ctx, filename, newUploadBody(out.w, r), opts)
 	if err != nil {
 		return rel, err
@@ -188,7 +188,7 @@ func (s *server) stageForSwap(ctx context.Context, r *http.Request, out *stream,
 // rollbackHandler swaps to the previous release, or to the one named.
 func (s *server) rollbackHandler(w http.ResponseWriter, r *http.Request) {
 	to := r.URL.Query().Get("to")
-	s.run(r.Context(), newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
+	s.run(r, newStream(w), swap.Request{Prepare: func(context.Context) (string, error) {
 		if to == "" {
 			active := ""
 			if a := s.machine.Status().Active; a != nil {
