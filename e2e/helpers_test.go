@@ -103,6 +103,7 @@ func attack(config string) error {
 	run("handoff delete", nil, "handoff", app, "delete", "secret")
 	run("status", nil, "status", app)
 	run("releases", nil, "releases", app)
+	run("wait", nil, "wait", app)
 	run("upgrade", nil, "upgrade", app, cfg.Tarball)
 	run("stage", nil, "stage", app, cfg.Tarball)
 	run("rollback", nil, "rollback", app)

@@ -130,7 +130,7 @@ func TestSystemdHostileLocalUserGetsNothing(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, json.Unmarshal(b, &rep), "%s", b)
 		where := strings.TrimSuffix(filepath.Base(path), ".json")
-		require.Len(t, rep, 15, where)
+		require.Len(t, rep, 16, where)
 		assert.Equal(t, "cgroup", rep[0].What)
 		if where == "inside-other-instance" {
 			assert.True(t, strings.HasSuffix(strings.TrimSpace(rep[0].Output), "/"+other.status().Active.Unit), "%s runs in %s", where, rep[0].Output)

@@ -60,7 +60,7 @@ func newApp(g *globals) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(g), upgradeCommand(g), hotUpgradeCommand(g), reloadCommand(g), statusCommand(g), handoffCommand(g),
-			stageCommand(g), releasesCommand(g), rollbackCommand(g), historyCommand(g), lockCommand(g), unlockCommand(g),
+			stageCommand(g), releasesCommand(g), rollbackCommand(g), waitCommand(g), historyCommand(g), lockCommand(g), unlockCommand(g),
 			logsCommand(g), checkCommand(g), listCommand(g), removeCommand(g),
 			parentCommand(g), execCommand(g),
 		},

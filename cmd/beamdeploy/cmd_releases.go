@@ -67,7 +67,8 @@ func openTarball(c *cli.Context) (app, name string, f io.ReadCloser, opts contro
 	if path == "" {
 		return "", "", nil, opts, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
 	}
-	opts = control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force"), Version: c.String("version")}
+	opts = control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force"), Version: c.String("version"),
+		SwapOptions: control.SwapOptions{Detach: c.Bool("detach")}} // stage has no --detach: false
 	if name, err = uploadName(app, path, c.String("version")); err != nil {
 		return "", "", nil, opts, err
 	}
@@ -172,20 +173,21 @@ func rollbackCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "rollback",
 		Usage:     "swap APP back to the previous release (or --to VERSION) with zero downtime",
-		UsageText: "beamdeploy rollback APP [--to VERSION] [-m TEXT]",
+		UsageText: "beamdeploy rollback APP [--to VERSION] [-m TEXT] [--detach]",
 		Description: "A normal blue-green swap to a staged release: the one deployed before the\n" +
-			"active one, unless --to names another (see `beamdeploy releases APP`).\n\n" +
+			"active one, unless --to names another (see `beamdeploy releases APP`).\n" + swapSignalsHelp + "\n" +
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy rollback hello\n   beamdeploy rollback hello --to 1.2.3 -m \"1.2.4 leaks memory\"\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
-			swapTimeoutFlag(), messageFlag(),
+			swapTimeoutFlag(), messageFlag(), detachFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
 				return err
 			}
+			surviveHangup()
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
 			cl, err := g.swapClient(c, app)
@@ -193,7 +195,7 @@ func rollbackCommand(g *globals) *cli.Command {
 				return err
 			}
 			defer cl.Close()
-			res, err := cl.Rollback(ctx, c.String("to"), g.progress())
+			res, err := cl.Rollback(ctx, c.String("to"), control.SwapOptions{Detach: c.Bool("detach")}, g.progress())
 			return g.printResult(app, res, err)
 		},
 	}

@@ -19,20 +19,21 @@ func upgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "upgrade",
 		Usage:     "stage a release tarball and swap APP to it with zero downtime",
-		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT]",
+		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT] [--detach]",
 		Description: "TARBALL is NAME-VERSION.tar.gz (or NAME_VERSION_OS_ARCH.tar.gz). It is unpacked\n" +
 			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
 			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
 			"old colour is gone. If the new release fails to start, it is stopped and the old\n" +
-			"one keeps serving (exit 3). Ctrl-C before the cutover rolls the swap back.\n" +
+			"one keeps serving (exit 3).\n" + swapSignalsHelp +
 			"The sha256 is checked against --sha256, else TARBALL.sha256 if it exists.\n" +
 			"A TARBALL whose name carries no version takes --version; - reads it from stdin.\n\n" +
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n" +
 			"   beamdeploy upgrade hello dist/app.tar.gz --version 1.2.3\n" +
 			"   ssh web1 beamdeploy upgrade hello - --version 1.2.3 < hello.tgz\n" +
-			"   beamdeploy upgrade hello ./hello-1.2.4.tar.gz -m \"fix login (TICKET-12)\"\n\n" + exitStatusHelp,
-		Flags:  append(tarballFlags(), messageFlag()),
+			"   beamdeploy upgrade hello ./hello-1.2.4.tar.gz -m \"fix login (TICKET-12)\"\n" +
+			"   beamdeploy upgrade hello ./hello-1.2.3.tar.gz --detach && beamdeploy wait hello\n\n" + exitStatusHelp,
+		Flags:  append(tarballFlags(), messageFlag(), detachFlag()),
 		Action: g.uploadAndSwap((*control.Client).Upgrade),
 	}
 }
@@ -41,7 +42,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "hot-upgrade",
 		Usage:     "stage a release tarball and hand APP's running instance over to it in place",
-		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT]",
+		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT] [--detach]",
 		Description: "No second instance: the active instance's process starts the new release's binary\n" +
 			"in the same unit (same unit name, cgroup and resource limits) with the same\n" +
 			"listening sockets; once the new process sent READY=1 it becomes the unit's main\n" +
@@ -51,10 +52,10 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"touched (use upgrade instead). If the new process exits or is not ready within\n" +
 			"ready_timeout it is stopped (SIGTERM, then SIGKILL after drain_timeout) and the\n" +
 			"old one keeps serving (exit 3). Returns once the old process is gone. A later\n" +
-			"restart of the unit runs the hot-upgraded release.\n\n" +
+			"restart of the unit runs the hot-upgraded release.\n" + swapSignalsHelp + "\n" +
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
-		Flags:  append(tarballFlags(), messageFlag()),
+		Flags:  append(tarballFlags(), messageFlag(), detachFlag()),
 		Action: g.uploadAndSwap((*control.Client).HotUpgrade),
 	}
 }
@@ -63,19 +64,20 @@ func reloadCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "reload",
 		Usage:     "swap APP to the newest staged release not yet deployed, or restart it with zero downtime",
-		UsageText: "beamdeploy reload APP [-m TEXT]",
+		UsageText: "beamdeploy reload APP [-m TEXT] [--detach]",
 		Description: "This is what `systemctl reload APP` runs. With no new release staged it swaps\n" +
-			"into a fresh instance of the active release.\n\n" +
+			"into a fresh instance of the active release.\n" + swapSignalsHelp + "\n" +
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n   beamdeploy reload hello   # restart without downtime\n\n" + exitStatusHelp,
 		Flags: []cli.Flag{
-			swapTimeoutFlag(), messageFlag(),
+			swapTimeoutFlag(), messageFlag(), detachFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
 				return err
 			}
+			surviveHangup()
 			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
 			defer cancel()
 			cl, err := g.swapClient(c, app)
@@ -83,7 +85,7 @@ func reloadCommand(g *globals) *cli.Command {
 				return err
 			}
 			defer cl.Close()
-			res, err := cl.Reload(ctx, g.progress())
+			res, err := cl.Reload(ctx, control.SwapOptions{Detach: c.Bool("detach")}, g.progress())
 			return g.printResult(app, res, err)
 		},
 	}
@@ -95,6 +97,7 @@ func reloadCommand(g *globals) *cli.Command {
 func (g *globals) uploadAndSwap(op func(cl *control.Client, ctx context.Context, filename string, tarball io.Reader,
 	opts control.UpgradeOptions, onProgress func(control.Progress)) (control.Result, error)) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		surviveHangup()
 		return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
 			res, err := op(cl, ctx, name, f, opts, g.progress())
 			return g.printResult(cl.App, res, err)
@@ -182,6 +185,9 @@ func isTerminal(w io.Writer) bool {
 func (g *globals) printResult(app string, res control.Result, err error) error {
 	if err != nil {
 		return err
+	}
+	if res.MessageType == control.TypeDetached {
+		return g.printDetached(app, res)
 	}
 	if g.json {
 		return json.NewEncoder(g.stdout).Encode(res)

@@ -82,8 +82,28 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, nil
 }
 
+// SwapOptions qualify a swap request.
+type SwapOptions struct {
+	// Detach has the parent run the swap on its own, whatever becomes of
+	// this call: it returns once the swap is under way (an upload read and
+	// staged) with a Result whose MessageType is TypeDetached and whose ID
+	// and Release name the swap. Follow it with [Client.Wait].
+	Detach bool
+}
+
+func (o SwapOptions) query(q url.Values) url.Values {
+	if o.Detach {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("detach", "1")
+	}
+	return q
+}
+
 // UpgradeOptions qualify an upload.
 type UpgradeOptions struct {
+	SwapOptions
 	SHA256 string // expected tarball checksum, hex; optional
 	Force  bool   // replace a staged release of the same version
 	// Version is the release's version when the file name carries none
@@ -100,8 +120,22 @@ func (c *Client) Upgrade(ctx context.Context, filename string, tarball io.Reader
 
 // Reload swaps to the newest staged release not deployed yet, or into a
 // fresh instance of the active release.
-func (c *Client) Reload(ctx context.Context, onProgress func(Progress)) (Result, error) {
-	return c.stream(ctx, PathReload, nil, nil, "", onProgress)
+func (c *Client) Reload(ctx context.Context, opts SwapOptions, onProgress func(Progress)) (Result, error) {
+	return c.stream(ctx, PathReload, opts.query(nil), nil, "", onProgress)
+}
+
+// Wait follows a swap to its end like the call that started it: the swap
+// id, or with id "" the running swap, or else the last one. A swap that
+// ended returns its recorded result at once. An unknown id is an error
+// matching ErrNotFound. Cancelling ctx stops following; the swap goes on.
+func (c *Client) Wait(ctx context.Context, id string, onProgress func(Progress)) (Result, error) {
+	var q url.Values
+	if id != "" {
+		q = url.Values{"swap": {id}}
+	}
+	var r Result
+	err := c.readStream(ctx, http.MethodGet, PathWait, q, nil, "", onProgress, func(line []byte) error { return decodeFinal(line, &r) }, TypeResult)
+	return r, err
 }
 
 // Swap swaps to a staged release.
@@ -113,8 +147,20 @@ func (c *Client) Swap(ctx context.Context, release string, onProgress func(Progr
 	return c.stream(ctx, PathSwap, nil, bytes.NewReader(b), "application/json", onProgress)
 }
 
+// stream posts a swap request to path and reads its progress stream,
+// which ends with a result, or with ?detach=1 a Detached message (returned
+// as a Result of MessageType TypeDetached).
 func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.Reader, ctype string, onProgress func(Progress)) (Result, error) {
 	var r Result
+	if q.Get("detach") == "1" {
+		err := c.streamTo(ctx, path, withMessage(q, c.Message), body, ctype, onProgress, func(line []byte) error {
+			var d Detached
+			err := decodeFinal(line, &d)
+			r.MessageType, r.ID, r.Release = d.MessageType, d.Swap, d.Release
+			return err
+		}, TypeDetached)
+		return r, err
+	}
 	err := c.streamTo(ctx, path, withMessage(q, c.Message), body, ctype, onProgress, func(line []byte) error { return decodeFinal(line, &r) }, TypeResult)
 	return r, err
 }
@@ -123,7 +169,12 @@ func (c *Client) stream(ctx context.Context, path string, q url.Values, body io.
 // (see ReadStream).
 func (c *Client) streamTo(ctx context.Context, path string, q url.Values, body io.Reader, ctype string,
 	onProgress func(Progress), decode func([]byte) error, final string) error {
-	resp, err := c.do(ctx, http.MethodPost, path, q, body, ctype)
+	return c.readStream(ctx, http.MethodPost, path, q, body, ctype, onProgress, decode, final)
+}
+
+func (c *Client) readStream(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string,
+	onProgress func(Progress), decode func([]byte) error, final string) error {
+	resp, err := c.do(ctx, method, path, q, body, ctype)
 	if err != nil {
 		return err
 	}

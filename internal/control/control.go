@@ -4,7 +4,8 @@
 //
 // Long operations (upgrade, reload, swap) answer with a stream of
 // newline-delimited JSON messages: "progress" messages while the swap runs,
-// then one "result" or "error". A request refused before it started
+// then one "result" or "error" (or "detached", with ?detach=1; PathWait
+// then follows the swap). A request refused before it started
 // (another swap in progress) gets a plain HTTP error with an Error body.
 // Fields are only ever added.
 package control
@@ -135,6 +136,25 @@ type Result struct {
 	swap.Result
 }
 
+// Detached ends the stream of a swap request with ?detach=1 once the
+// parent runs the swap on its own (an upload is read and staged by then).
+// Follow the swap with GET PathWait?swap=Swap.
+type Detached struct {
+	MessageType string `json:"message_type"` // TypeDetached
+	App         string `json:"app"`
+	Swap        string `json:"swap"`
+	Release     string `json:"release"`
+}
+
+// TypeDetached is the message type of Detached.
+const TypeDetached = "detached"
+
+// PathWait streams a swap's progress and final message like the request
+// that started it: GET ?swap=ID, or without it the running swap, or else
+// the last one. A swap that ended is answered at once; an unknown id gets
+// a CodeNotFound error.
+const PathWait = "/v1/wait"
+
 // SwapRequest is the body of POST /v1/swap.
 type SwapRequest struct {
 	Release string `json:"release"`
@@ -143,7 +163,7 @@ type SwapRequest struct {
 // Endpoint paths.
 const (
 	PathStatus  = "/v1/status"
-	PathUpgrade = "/v1/upgrade" // ?filename=NAME-VERSION.tar.gz[&sha256=HEX][&force=1], body: the tarball
+	PathUpgrade = "/v1/upgrade" // ?filename=NAME-VERSION.tar.gz[&sha256=HEX][&force=1][&detach=1], body: the tarball
 	PathReload  = "/v1/reload"
 	PathSwap    = "/v1/swap"
 )

@@ -25,12 +25,12 @@ func (c *Client) Stage(ctx context.Context, filename string, tarball io.Reader, 
 }
 
 // Rollback swaps to the previous release, or to the version to.
-func (c *Client) Rollback(ctx context.Context, to string, onProgress func(Progress)) (Result, error) {
+func (c *Client) Rollback(ctx context.Context, to string, opts SwapOptions, onProgress func(Progress)) (Result, error) {
 	var q url.Values
 	if to != "" {
 		q = url.Values{"to": {to}}
 	}
-	return c.stream(ctx, PathRollback, q, nil, "", onProgress)
+	return c.stream(ctx, PathRollback, opts.query(q), nil, "", onProgress)
 }
 
 func (o UpgradeOptions) query(filename string) url.Values {
@@ -44,7 +44,7 @@ func (o UpgradeOptions) query(filename string) url.Values {
 	if o.Version != "" {
 		q.Set("version", o.Version)
 	}
-	return q
+	return o.SwapOptions.query(q)
 }
 
 // decodeFinal decodes the final message of a stream.

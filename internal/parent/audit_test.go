@@ -106,10 +106,10 @@ func TestSwapsRecordWhoAskedAndTheChecksum(t *testing.T) {
 
 	_, err = a.upgrade(t, "2.0.0", v2, "")
 	require.NoError(t, err)
-	_, err = a.client.Reload(t.Context(), nil)
+	_, err = a.client.Reload(t.Context(), control.SwapOptions{}, nil)
 	require.NoError(t, err)
 	a.client.Message = "back to one"
-	res, err = a.client.Rollback(t.Context(), "1.0.0", nil)
+	res, err = a.client.Rollback(t.Context(), "1.0.0", control.SwapOptions{}, nil)
 	a.client.Message = ""
 	require.NoError(t, err)
 	assert.Equal(t, "rollback", res.Command)
@@ -131,7 +131,7 @@ func TestSwapsRecordWhoAskedAndTheChecksum(t *testing.T) {
 		{"reload", "2.0.0", "", sha(v2)}, {"rollback", "1.0.0", "back to one", sha(v1)}}, got)
 
 	a.client.Message = "two\nlines"
-	_, err = a.client.Reload(t.Context(), nil)
+	_, err = a.client.Reload(t.Context(), control.SwapOptions{}, nil)
 	a.client.Message = ""
 	require.ErrorIs(t, err, control.ErrBadRequest)
 	assert.ErrorContains(t, err, "one line")
@@ -160,9 +160,9 @@ func TestLockRefusesSwapsUntilUnlocked(t *testing.T) {
 
 	_, err = a.client.HotUpgrade(t.Context(), "hello-2.0.0.tar.gz", bytes.NewReader(tarball(t, "two")), control.UpgradeOptions{}, nil)
 	require.ErrorIs(t, err, control.ErrLocked)
-	_, err = a.client.Reload(t.Context(), nil)
+	_, err = a.client.Reload(t.Context(), control.SwapOptions{}, nil)
 	require.ErrorIs(t, err, control.ErrLocked)
-	_, err = a.client.Rollback(t.Context(), "1.0.0", nil)
+	_, err = a.client.Rollback(t.Context(), "1.0.0", control.SwapOptions{}, nil)
 	require.ErrorIs(t, err, control.ErrLocked)
 	_, err = a.client.Swap(t.Context(), "1.0.0", nil)
 	require.ErrorIs(t, err, control.ErrLocked)
@@ -182,7 +182,7 @@ func TestLockRefusesSwapsUntilUnlocked(t *testing.T) {
 
 	_, err = a.client.Lock(t.Context(), "migration 2 of 3")
 	require.NoError(t, err, "locking again")
-	_, err = a.client.Reload(t.Context(), nil)
+	_, err = a.client.Reload(t.Context(), control.SwapOptions{}, nil)
 	require.ErrorContains(t, err, "migration 2 of 3")
 	saved, err := loadState(a.dir)
 	require.NoError(t, err)
@@ -194,7 +194,7 @@ func TestLockRefusesSwapsUntilUnlocked(t *testing.T) {
 	assert.Nil(t, ls.Lock)
 	_, err = a.client.Unlock(t.Context())
 	require.NoError(t, err, "unlocking an unlocked app")
-	res, err := a.client.Reload(t.Context(), nil)
+	res, err := a.client.Reload(t.Context(), control.SwapOptions{}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "2.0.0", res.Release)
 	saved, err = loadState(a.dir)

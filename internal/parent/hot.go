@@ -169,8 +169,7 @@ func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	unpin := func() {}
-	defer func() { unpin() }()
-	s.runOp(r.Context(), out, s.machine.HotUpgrade, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
+	s.runOp(r, out, s.machine.HotUpgrade, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
 		active := s.machine.Status().Active
 		if active == nil {
 			return "", fmt.Errorf("%w: %s has no active instance; start one with: beamdeploy upgrade %s TARBALL", errHotUnsupported, s.app, s.app)
@@ -183,7 +182,7 @@ func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
 			return "", err
 		}
 		return rel.Version, nil
-	}})
+	}}, func() { unpin() })
 }
 
 // compatible applies the hot upgrade rule: both releases declare the same

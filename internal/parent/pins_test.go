@@ -29,8 +29,9 @@ import (
 // asked for on started, then waits for proceed: a new instance that is
 // slow to get ready.
 type gatedRuntime struct {
-	started chan string
-	proceed chan struct{}
+	started  chan string
+	proceed  chan struct{}
+	startErr error // what Start returns once it may proceed
 }
 
 func newGatedRuntime() *gatedRuntime {
@@ -42,7 +43,7 @@ func (g *gatedRuntime) Start(ctx context.Context, c swap.Color, rel string) (swa
 	g.started <- rel
 	select {
 	case <-g.proceed:
-		return inst, nil
+		return inst, g.startErr
 	case <-ctx.Done():
 		return inst, ctx.Err()
 	}
@@ -97,16 +98,22 @@ func newPinServer(t *testing.T, deployed map[string]time.Time) *pinServer {
 	rt := newGatedRuntime()
 	m := swap.New(rt, swap.Options{Save: st.save, Pin: store.Pin})
 	s := &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), keep: 1}
+	return &pinServer{server: s, rt: rt, client: serveUnix(t, http.HandlerFunc(s.stageHandler))}
+}
+
+// serveUnix serves h on a unix socket and returns a client of it.
+func serveUnix(t *testing.T, h http.Handler) *control.Client {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "c.sock")
 	ln, err := net.Listen("unix", sock)
 	require.NoError(t, err)
-	hs := httptest.NewUnstartedServer(http.HandlerFunc(s.stageHandler))
+	hs := httptest.NewUnstartedServer(h)
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(hs.Close)
 	cl := control.NewClient("hello", sock)
 	t.Cleanup(cl.Close)
-	return &pinServer{server: s, rt: rt, client: cl}
+	return cl
 }
 
 func (p *pinServer) stage(t *testing.T, version string, tgz []byte, force bool) error {

@@ -158,7 +158,7 @@ func (s *server) stage(ctx context.Context, r *http.Request, out *stream) (relea
 	began := time.Now()
 	opts := release.StageOptions{SHA256: q.Get("sha256"), Force: q.Get("force") == "1", Version: q.Get("version"), Size: r.ContentLength,
 		Command:  relCommand(s.exec),
-		Progress: func(n int64) { out.progress(stagingEvent(n, r.ContentLength, time.Since(began))) }}
+		Progress: func(n int64) { out.staging(stagingEvent(n, r.ContentLength, time.Since(began))) }}
 	rel, err := s.releases.Stage(ctx, filename, newUploadBody(out.w, r), opts)
 	if err != nil {
 		return rel, err
@@ -193,7 +193,7 @@ func (s *server) rollbackHandler(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
+	s.run(r, out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
 		if to == "" {
 			active := ""
 			if a := s.machine.Status().Active; a != nil {

@@ -35,6 +35,8 @@ type server struct {
 	hot       *hotBoard
 	units     *units.Manager // nil in tests without systemd
 	fdPath    string         // how instances get their listeners: "systemd" or "broker"
+
+	follow followers // progress of recent swaps, for beamdeploy wait
 }
 
 func (s *server) handler() http.Handler {
@@ -49,6 +51,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST "+control.PathStage, s.guard(false, s.stageHandler))
 	mux.HandleFunc("POST "+control.PathRollback, s.guard(false, s.rollbackHandler))
 	mux.HandleFunc("POST "+control.PathHotUpgrade, s.guard(false, s.hotUpgrade))
+	mux.HandleFunc("GET "+control.PathWait, s.guard(true, s.waitHandler))
 	mux.HandleFunc("GET "+control.PathHotWait, s.guard(true, s.hotWait))
 	mux.HandleFunc("POST "+control.PathHotReport, s.guard(true, s.hotReport))
 	mux.HandleFunc("POST "+control.PathLock, s.guard(false, s.lock))
@@ -111,11 +114,10 @@ func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	unpin := func() {}
-	defer func() { unpin() }()
-	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
+	s.runOp(r, out, s.machine.Swap, swap.Request{Audit: who, Prepare: func(ctx context.Context) (string, error) {
 		rel, err := s.stageForSwap(ctx, r, out, &unpin)
 		return rel.Version, err
-	}})
+	}}, func() { unpin() })
 }
 
 func (s *server) reload(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +126,7 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) { return s.reloadTarget() }})
+	s.run(r, out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) { return s.reloadTarget() }})
 }
 
 func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +140,7 @@ func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.run(r.Context(), out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
+	s.run(r, out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
 		if _, err := s.releases.Get(req.Release); err != nil {
 			return "", err
 		}
@@ -169,13 +171,61 @@ func (s *server) reloadTarget() (string, error) {
 }
 
 // run executes one blue-green swap and streams its progress and outcome.
-func (s *server) run(ctx context.Context, out *stream, req swap.Request) {
-	s.runOp(ctx, out, s.machine.Swap, req)
+func (s *server) run(r *http.Request, out *stream, req swap.Request) {
+	s.runOp(r, out, s.machine.Swap, req, nil)
 }
 
-// runOp executes one swap of the machine (op: Swap or HotUpgrade) and
-// streams its progress and outcome.
-func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context, swap.Request, func(swap.Event)) (swap.Result, error), req swap.Request) {
+// swapOp is (*swap.Machine).Swap or HotUpgrade.
+type swapOp func(context.Context, swap.Request, func(swap.Event)) (swap.Result, error)
+
+// runOp executes one swap of the machine and streams its progress and
+// outcome to out; done, when non-nil, runs once the swap ended. The
+// request's context cancels the swap: a client that goes away before the
+// cutover rolls it back. With ?detach=1 the swap runs on its own instead:
+// once its Prepare succeeded (an upload is read and staged), out gets a
+// control.Detached message and ends, and runOp returns while the swap
+// goes on to its end. Its progress and result go to followers (waitHandler)
+// either way.
+func (s *server) runOp(r *http.Request, out *stream, op swapOp, req swap.Request, done func()) {
+	if r.URL.Query().Get("detach") != "1" {
+		s.runSwap(r.Context(), out, op, req)
+		if done != nil {
+			done()
+		}
+		return
+	}
+	detached := make(chan struct{})
+	prepare := req.Prepare
+	req.Prepare = func(ctx context.Context) (string, error) {
+		rel, err := prepare(ctx)
+		if err == nil {
+			out.detach(control.Detached{MessageType: control.TypeDetached, App: s.app, Swap: swap.IDFromContext(ctx), Release: rel})
+			close(detached)
+		}
+		return rel, err
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.runSwap(context.WithoutCancel(r.Context()), out, op, req)
+		if done != nil {
+			done()
+		}
+	}()
+	select {
+	case <-detached:
+	case <-ended: // refused, or failed before it could detach: out has the error
+	}
+}
+
+// runSwap runs op, recording its progress and outcome for followers and
+// streaming them to out. req.Prepare must be set.
+func (s *server) runSwap(ctx context.Context, out *stream, op swapOp, req swap.Request) {
+	prepare := req.Prepare
+	req.Prepare = func(ctx context.Context) (string, error) {
+		out.followedBy(s.follow.get(swap.IDFromContext(ctx), true))
+		return prepare(ctx)
+	}
 	res, err := op(ctx, req, func(e swap.Event) {
 		s.log.Info(e.Message, "swap", e.Swap, "phase", e.Phase.String(), "unit", e.Unit, "release", e.Release)
 		out.progress(e)
@@ -196,13 +246,16 @@ func (s *server) runOp(ctx context.Context, out *stream, op func(context.Context
 		if errors.As(err, &se) {
 			e.Unit, e.Journal = se.Unit, se.Journal
 		}
+		s.follow.get(res.ID, true).end(e)
 		out.fail(http.StatusUnprocessableEntity, e)
 		return
 	}
 	s.log.Info("swap done", append([]any{"swap", res.ID, "release", res.Release, "sha256", res.SHA256,
 		"ready", res.Ready, "stop", res.Stop, "total", res.Total}, auditAttrs(res.Audit)...)...)
 	s.prune()
-	out.send(control.Result{MessageType: control.TypeResult, Result: res})
+	final := control.Result{MessageType: control.TypeResult, Result: res}
+	s.follow.get(res.ID, true).end(final)
+	out.send(final)
 }
 
 func codeOf(err error) string {
@@ -252,9 +305,11 @@ func stagedEvent(rel release.Release, took time.Duration) swap.Event {
 // streamWriteTimeout. Until the first message it can still answer with a
 // plain HTTP error.
 type stream struct {
-	mu      sync.Mutex // guards w, started
-	w       http.ResponseWriter
-	started bool
+	mu       sync.Mutex // guards w, started, closed, followed
+	w        http.ResponseWriter
+	started  bool
+	closed   bool      // detached: the handler returned, w is not to be used
+	followed *followed // records the progress for followers; nil: not recorded
 }
 
 // newStream lifts the request's deadlines: a stream lasts as long as its
@@ -266,13 +321,47 @@ func newStream(w http.ResponseWriter) *stream {
 	return &stream{w: w}
 }
 
-func (s *stream) progress(e swap.Event) {
+func (s *stream) progress(e swap.Event) { s.event(e, false) }
+
+// staging sends upload progress, which followers only get the latest of.
+func (s *stream) staging(e swap.Event) { s.event(e, true) }
+
+func (s *stream) event(e swap.Event, transient bool) {
+	s.mu.Lock()
+	f := s.followed
+	s.mu.Unlock()
+	if f != nil {
+		f.add(e, transient)
+	}
 	s.send(control.Progress{MessageType: control.TypeProgress, Event: e})
+}
+
+// followedBy has s record the progress it sends in f from now on.
+func (s *stream) followedBy(f *followed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.followed = f
+}
+
+// detach sends d as the stream's last message; the handler may return
+// then, and s drops what is sent later (followers still get it).
+func (s *stream) detach(d control.Detached) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendLocked(d)
+	s.closed = true
 }
 
 func (s *stream) send(v any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.sendLocked(v)
+}
+
+func (s *stream) sendLocked(v any) {
+	if s.closed {
+		return
+	}
 	_ = http.NewResponseController(s.w).SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // as in setDeadlines
 	if !s.started {
 		s.w.Header().Set("Content-Type", "application/x-ndjson")
@@ -287,8 +376,11 @@ func (s *stream) send(v any) {
 
 func (s *stream) fail(status int, e *control.Error) {
 	s.mu.Lock()
-	started := s.started
+	started, closed := s.started, s.closed
 	s.mu.Unlock()
+	if closed {
+		return
+	}
 	if !started {
 		// The request's body may be unread (an upload refused before it was
 		// read): with full duplex on, net/http then panics when it reads the
