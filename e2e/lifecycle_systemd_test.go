@@ -154,9 +154,11 @@ func TestSystemdUpgradeWithVersionFlagAndStdin(t *testing.T) {
 	next, err := os.Open(release(t, "1.1.0"))
 	require.NoError(t, err)
 	defer next.Close()
-	cmd := exec.CommandContext(t.Context(), a.bin, "upgrade", a.name, "-", "--version", "1.1.0")
-	cmd.Stdin = next
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(b))
+	loadDuring(t, a, func() { // the swap from stdin is as zero-downtime as any
+		cmd := exec.CommandContext(t.Context(), a.bin, "upgrade", a.name, "-", "--version", "1.1.0")
+		cmd.Stdin = next
+		b, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(b))
+	})
 	requireServing(t, a, "1.1.0")
 }
