@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -157,6 +158,9 @@ func TestSystemdFileModesMatchREADME(t *testing.T) {
 		"--listen", a.addr, "--exec", "bin/hello", "--drain-timeout", "5s", "--ready-timeout", "10s", "--force").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "instances run as "+config.DynamicUserName(a.name))
+	// The deploy group exists (as after the package's install), so that the
+	// admin socket is the group's.
+	require.NoError(t, exec.Command("groupadd", "-f", "--system", "beamdeploy").Run())
 	out, err = exec.Command("systemctl", "restart", a.name+".service").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
@@ -174,9 +178,16 @@ func TestSystemdFileModesMatchREADME(t *testing.T) {
 	for _, row := range readmeModes(t) {
 		path := strings.NewReplacer("APP", a.name, "UNIT", unit).Replace(row.path)
 		wantUID, wantGID := uint32(0), uint32(0)
-		if row.owner == "the app's user" {
+		switch row.owner {
+		case "the app's user":
 			wantUID, wantGID = uid, gid
-		} else {
+		case "root, group beamdeploy":
+			g, err := user.LookupGroup("beamdeploy")
+			require.NoError(t, err)
+			n, err := strconv.Atoi(g.Gid)
+			require.NoError(t, err)
+			wantGID = uint32(n)
+		default:
 			require.Equal(t, "root", row.owner, "README row %s", row.path)
 		}
 		if strings.HasSuffix(path, "/VERSION") {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
@@ -128,7 +129,17 @@ func (g *globals) client(app string) (*control.Client, error) {
 		return nil, fmt.Errorf("%w %s on this host (no %s); set it up with: beamdeploy init %s --listen ADDR --exec CMD",
 			errNoSuchApp, app, g.paths.Config(app), app)
 	}
-	return control.NewClient(app, g.paths.ControlSocket(app)), nil
+	return control.NewClient(app, g.socket(app)), nil
+}
+
+// socket is the control socket to use: the admin socket when this user
+// may connect to it (root, the deploy group), which no flood of other
+// users' connections can delay; else the one open to everyone.
+func (g *globals) socket(app string) string {
+	if admin := g.paths.AdminSocket(app); writable(admin) {
+		return admin
+	}
+	return g.paths.ControlSocket(app)
 }
 
 // logger builds the daemon's logger: text on stderr, without timestamps
@@ -162,3 +173,6 @@ func self() (string, error) {
 	}
 	return filepath.EvalSymlinks(exe)
 }
+
+// writable reports whether this process may connect to the socket at path.
+func writable(path string) bool { return unix.Access(path, unix.W_OK) == nil }

@@ -337,5 +337,10 @@ func (p Paths) RunDir(app string) string { return filepath.Join(p.or(p.Run, Defa
 // ControlSocket is where the parent serves the control API.
 func (p Paths) ControlSocket(app string) string { return filepath.Join(p.RunDir(app), "control.sock") }
 
+// AdminSocket serves the same control API as ControlSocket to root and
+// the deploy group only (mode 0660, group beamdeploy): no other user can
+// connect to it, so no flood of theirs can delay a deployer.
+func (p Paths) AdminSocket(app string) string { return filepath.Join(p.RunDir(app), "admin.sock") }
+
 // BrokerSocket is where the parent hands listener fds to instances.
 func (p Paths) BrokerSocket(app string) string { return filepath.Join(p.RunDir(app), "fds.sock") }

@@ -137,6 +137,11 @@ type Config[V any] struct {
 	// Privileged reports whether a peer is exempt from the limits, from
 	// its credentials alone; nil means nobody is.
 	Privileged func(Cred) bool
+	// Reserved reports whether an unprivileged peer's connections count
+	// against its uid's limit only, not against the total: the uids the
+	// app's own instances run as, so that other users together filling
+	// the total cannot lock the instances out. nil means nobody's.
+	Reserved func(Cred) bool
 	// Authorize identifies the peer of c and decides whether it may use
 	// the socket. It is called once per connection, in a goroutine of its
 	// own, with a ctx that ends after Limits.LookupTimeout or when the
@@ -184,8 +189,9 @@ type Listener[V any] struct {
 
 // bucket is what one unprivileged uid holds.
 type bucket struct {
-	open    int           // connections open or being identified
-	lookups chan struct{} // one token per running lookup
+	open     int           // connections open or being identified
+	lookups  chan struct{} // one token per running lookup
+	reserved bool          // its connections do not count against the total
 }
 
 // Listen sets the listen backlog of ln (Limits.Backlog) and starts
@@ -315,7 +321,7 @@ func (l *Listener[V]) admit(c *net.UnixConn) {
 		go l.decide(c, cred, nil)
 		return
 	}
-	b := l.take(cred.UID)
+	b := l.take(cred.UID, l.cfg.Reserved != nil && l.cfg.Reserved(cred))
 	if b == nil {
 		l.refuse(c, cred, zero, ErrTooMany)
 		return
@@ -379,20 +385,23 @@ func (l *Listener[V]) lookup(ctx context.Context, c *net.UnixConn, b *bucket) (V
 	return v, ok, nil
 }
 
-// take counts a new connection of uid; nil if that exceeds a limit.
-func (l *Listener[V]) take(uid int) *bucket {
+// take counts a new connection of uid; nil if that exceeds a limit. A
+// reserved uid's connections do not count against the total.
+func (l *Listener[V]) take(uid int, reserved bool) *bucket {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.uids[uid]
-	if l.total >= l.lim.Total || b != nil && b.open >= l.lim.PerUID {
+	if (!reserved && l.total >= l.lim.Total) || b != nil && b.open >= l.lim.PerUID {
 		return nil
 	}
 	if b == nil {
-		b = &bucket{lookups: make(chan struct{}, l.lim.LookupsPerUID)}
+		b = &bucket{lookups: make(chan struct{}, l.lim.LookupsPerUID), reserved: reserved}
 		l.uids[uid] = b
 	}
 	b.open++
-	l.total++
+	if !b.reserved {
+		l.total++
+	}
 	return b
 }
 
@@ -401,7 +410,9 @@ func (l *Listener[V]) put(uid int, b *bucket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b.open--
-	l.total--
+	if !b.reserved {
+		l.total--
+	}
 	if b.open == 0 {
 		delete(l.uids, uid) // no connection of uid holds b's tokens any more
 	}

@@ -140,7 +140,7 @@ type fixture struct {
 // verdict is the uid), refuses the others, and holds the lookups of uids
 // in slow until f.released is closed or the lookup times out. Root is
 // privileged. Refuse writes "too-many", "busy" or "denied".
-func newFixture(t *testing.T, lim gate.Limits, allow, slow []int) *fixture {
+func newFixture(t *testing.T, lim gate.Limits, allow, slow []int, reserved ...int) *fixture {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the peers run as other uids")
@@ -163,6 +163,7 @@ func newFixture(t *testing.T, lim gate.Limits, allow, slow []int) *fixture {
 	f.gate, err = gate.Listen(ln, gate.Config[int]{
 		Limits:     lim,
 		Privileged: func(c gate.Cred) bool { return c.UID == 0 },
+		Reserved:   func(c gate.Cred) bool { return contains(reserved, c.UID) },
 		Authorize: func(ctx context.Context, c *net.UnixConn) (int, bool) {
 			cred, err := gate.PeerCred(c)
 			if err != nil {
@@ -362,6 +363,23 @@ func TestConnectionLimits(t *testing.T) {
 	c2 := startPeer(t, f.bin, f.path, 60012, 1)
 	assert.Equal(t, 60012, next(t, admitted).Verdict)
 	c2.stop()
+}
+
+// Other users filling the total cannot lock out a reserved uid (the one
+// the app's instances run as): it keeps its own per-uid room.
+func TestReservedUIDKeepsItsRoom(t *testing.T) {
+	f := newFixture(t, gate.Limits{PerUID: 3, Total: 5, LookupTimeout: time.Minute}, []int{60011, 60012, 60013}, []int{60011, 60012, 60013}, 60013)
+	f.serve(t)
+	a := startPeer(t, f.bin, f.path, 60011, 3)
+	b := startPeer(t, f.bin, f.path, 60012, 3)
+	require.Eventually(t, func() bool { return f.gate.Stats().TooMany == 1 }, 10*time.Second, 10*time.Millisecond, "the total is full")
+	c := startPeer(t, f.bin, f.path, 60013, 4)
+	require.Eventually(t, func() bool { return f.gate.Stats().TooMany == 2 }, 10*time.Second, 10*time.Millisecond, "only its own limit refuses it")
+	rc := c.report(t)
+	assert.Equal(t, 3, count(rc, "held"), "%v", rc)
+	assert.Equal(t, 1, count(rc, "too-many"), "%v", rc)
+	_, _ = a.report(t), b.report(t)
+	f.release()
 }
 
 // Slow lookups of one uid take at most LookupsPerUID slots: another uid

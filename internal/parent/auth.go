@@ -151,20 +151,22 @@ type authority struct {
 	// mayBe tells whether a process with a uid can be one of the app's
 	// instances at all (uidFilter).
 	mayBe func(uid int) bool
+	// reserved tells whether only the app's instances run with a uid
+	// (instanceUID): the gate keeps room for them.
+	reserved func(uid int) bool
 }
 
 func newAuthority(app string, run config.RunAs, um *units.Manager, m *swap.Machine) *authority {
-	return &authority{app: app, units: um, ready: make(chan struct{}), mayBe: uidFilter(run),
+	return &authority{app: app, units: um, ready: make(chan struct{}), mayBe: uidFilter(run), reserved: instanceUID(run),
 		tracked: func() []tracked { return trackedOf(app, m.Status()) }}
 }
 
-// uidFilter returns which uids a process of the app's instances can have:
-// a necessary condition, checked before systemd is asked (what makes a
-// peer an instance is still its unit, never its uid). It spares systemd a
-// question per connection of a local user flooding the sockets. Instances
-// of a dynamic user run with a uid from systemd's dynamic range; those of
-// a static user with its uid; root's may take any uid.
-func uidFilter(run config.RunAs) func(uid int) bool {
+// instanceUID returns which uids only the app's instances run as: a
+// dynamic user's (systemd's dynamic range) or a static user's; none for a
+// root app (its instances are root, which the gate never limits). The gate
+// exempts them from its total, so that other users cannot fill it and lock
+// the instances out.
+func instanceUID(run config.RunAs) func(uid int) bool {
 	switch {
 	case run.Dynamic:
 		return func(uid int) bool { return uid >= config.DynamicUIDMin && uid <= config.DynamicUIDMax }
@@ -175,7 +177,25 @@ func uidFilter(run config.RunAs) func(uid int) bool {
 			}
 		}
 	}
-	return func(int) bool { return true }
+	return func(int) bool { return false }
+}
+
+// uidFilter returns which uids a process of the app's instances can have:
+// a necessary condition, checked before systemd is asked (what makes a
+// peer an instance is still its unit, never its uid). It spares systemd a
+// question per connection of a local user flooding the sockets. Instances
+// of a dynamic user run with a uid from systemd's dynamic range; those of
+// a static user with its uid; root's may take any uid.
+func uidFilter(run config.RunAs) func(uid int) bool {
+	if run.Dynamic {
+		return instanceUID(run)
+	}
+	if run.User != "" && run.User != "root" {
+		if _, err := user.Lookup(run.User); err == nil {
+			return instanceUID(run)
+		}
+	}
+	return func(int) bool { return true } // root's instances may take any uid; for an unknown user, systemd is asked
 }
 
 // adopted tells the authority that the tracked instances are now known.

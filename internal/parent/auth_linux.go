@@ -51,7 +51,7 @@ func sockCredentials(fd int) (peer, *process) {
 		return peer{Err: fmt.Errorf("read the peer's groups (SO_PEERGROUPS): %w", err)}, nil
 	}
 	p := peer{PID: int(cred.Pid), UID: int(cred.Uid), Groups: append([]int{int(cred.Gid)}, groups...)}
-	proc, err := pin(fd, p.PID)
+	proc, err := pin(fd, p.PID, p.UID)
 	if err != nil {
 		p.UnitErr = err
 	}
@@ -82,8 +82,8 @@ func peerGroups(fd int) ([]int, error) {
 	return nil, unix.ERANGE
 }
 
-// pin pins the process pid that connected to socket fd.
-func pin(fd, pid int) (*process, error) {
+// pin pins the process pid, of user uid, that connected to socket fd.
+func pin(fd, pid, uid int) (*process, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("the kernel reports no process for the peer (pid %d)", pid)
 	}
@@ -94,16 +94,30 @@ func pin(fd, pid int) (*process, error) {
 	if !errors.Is(err, unix.ENOPROTOOPT) { // ESRCH: it exited
 		return nil, fmt.Errorf("pin pid %d (SO_PEERPIDFD): %w", pid, err)
 	}
-	return pinByStartTime(pid) // Linux < 6.5
+	return pinByStartTime(pid, uid) // Linux < 6.5
 }
 
 // pinByStartTime pins pid by its start time: a process that got the PID
 // of one that exited has another. It cannot tell a process that got the
-// PID between connect and this call, which the pidfd can.
-func pinByStartTime(pid int) (*process, error) {
+// PID between connect and this call, which the pidfd can; so it also
+// requires the process to be of the user that connected: a peer that
+// exited cannot hand its PID to another user's process (an instance of an
+// app running as root, say) and pass for it.
+func pinByStartTime(pid, uid int) (*process, error) {
 	start, err := startTime(pid)
 	if err != nil {
 		return nil, fmt.Errorf("pin pid %d: %w", pid, err)
+	}
+	cred, err := procCredential(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pin pid %d: %w", pid, err)
+	}
+	if int(cred.UID) != uid {
+		return nil, fmt.Errorf("pid %d is now a process of uid %d, not of the peer's uid %d: the peer exited", pid, cred.UID, uid)
+	}
+	again, err := startTime(pid)
+	if err != nil || again != start {
+		return nil, fmt.Errorf("pid %d exited while it was pinned", pid)
 	}
 	return &process{pid: pid, pidfd: -1, start: start}, nil
 }

@@ -75,13 +75,15 @@ func TestCredentialsOfThePeer(t *testing.T) {
 // Without SO_PEERPIDFD (Linux < 6.5) the start time pins the process.
 func TestPinByStartTime(t *testing.T) {
 	cmd, stdin, _ := connectedChild(t)
-	proc, err := pinByStartTime(cmd.Process.Pid)
+	_, err := pinByStartTime(cmd.Process.Pid, os.Getuid()+1)
+	assert.ErrorContains(t, err, "not of the peer's uid", "the PID now names another user's process")
+	proc, err := pinByStartTime(cmd.Process.Pid, os.Getuid())
 	require.NoError(t, err)
 	require.NoError(t, proc.check())
 	require.NoError(t, stdin.Close())
 	require.NoError(t, cmd.Wait())
 	assert.ErrorContains(t, proc.check(), "exited")
-	_, err = pinByStartTime(cmd.Process.Pid)
+	_, err = pinByStartTime(cmd.Process.Pid, os.Getuid())
 	assert.Error(t, err, "a PID nobody has")
 }
 

@@ -42,6 +42,7 @@ func (d *daemon) controlGate(ln *net.UnixListener) (*gate.Listener[verdict], err
 	logged := &refusalLog{log: d.log, socket: "control"}
 	return gate.Listen(ln, gate.Config[verdict]{
 		Privileged: privileged,
+		Reserved:   func(c gate.Cred) bool { return d.auth.reserved != nil && d.auth.reserved(c.UID) },
 		Authorize: func(ctx context.Context, c *net.UnixConn) (verdict, bool) {
 			p, a := d.auth.authorize(ctx, c)
 			return verdict{p, a}, a.deploy || a.instance
@@ -79,13 +80,15 @@ const (
 func awaitRequestHead(c *net.UnixConn) {
 	_ = c.SetReadDeadline(time.Now().Add(requestHeadWait)) // cannot fail on an open socket
 	buf := make([]byte, 4096)
-	var seen []byte
-	for len(seen) < requestHeadMax {
+	var tail []byte // the last bytes read, to find the head's end across reads
+	for read := 0; read < requestHeadMax; {
 		n, err := c.Read(buf)
-		seen = append(seen, buf[:n]...)
-		if err != nil || bytes.Contains(seen, []byte("\r\n\r\n")) {
+		read += n
+		tail = append(tail, buf[:n]...)
+		if err != nil || bytes.Contains(tail, []byte("\r\n\r\n")) {
 			return
 		}
+		tail = tail[max(0, len(tail)-3):]
 	}
 }
 
@@ -96,6 +99,7 @@ func (d *daemon) brokerGate(ln *net.UnixListener) (*gate.Listener[verdict], erro
 	logged := &refusalLog{log: d.log, socket: "broker"}
 	return gate.Listen(ln, gate.Config[verdict]{
 		Privileged: privileged,
+		Reserved:   func(c gate.Cred) bool { return d.auth.reserved != nil && d.auth.reserved(c.UID) },
 		Authorize: func(ctx context.Context, c *net.UnixConn) (verdict, bool) {
 			p, a := d.auth.authorize(ctx, c)
 			return verdict{p, a}, a.instance || (p.Err == nil && p.UID == 0)

@@ -120,17 +120,25 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := safefile.Dir(runDir, 0o755); err != nil {
 		return err
 	}
-	// Both sockets are open to all local users; a gate admits each
-	// connection (see gate.go).
+	// The broker and the control socket are open to all local users; a
+	// gate admits each connection (see gate.go). The admin socket serves
+	// the control API to root and the deploy group only.
 	broker, ctl, err := d.listen()
 	if err != nil {
+		return err
+	}
+	admin, err := d.listenAdmin()
+	if err != nil {
+		broker.Close()
+		ctl.Close()
 		return err
 	}
 	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- sockact.Serve(brokerCtx, broker, d.fds) }()
 	httpSrv := controlServer(d.srv.handler())
-	go func() { _ = httpSrv.Serve(ctl) }() // returns when Shutdown closes the gate
+	go func() { _ = httpSrv.Serve(ctl) }()   // returns when Shutdown closes the gate
+	go func() { _ = httpSrv.Serve(admin) }() // likewise
 
 	d.reconcile(ctx)
 	d.notify("READY=1")
@@ -194,6 +202,33 @@ func (d *daemon) listen() (broker, ctl *gate.Listener[verdict], err error) {
 		return nil, nil, err
 	}
 	return broker, ctl, nil
+}
+
+// listenAdmin opens the admin socket: mode 0660, group DeployGroup (0600
+// when there is no such group), behind the control socket's gate, which
+// admits deployers only there since nobody else can connect.
+func (d *daemon) listenAdmin() (*gate.Listener[verdict], error) {
+	path := d.opts.Paths.AdminSocket(d.opts.App)
+	ln, err := listenUnix(path, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if gid, ok := deployGID(); ok {
+		if err := os.Chown(path, 0, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("give %s to group %s: %w", path, DeployGroup, err)
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("set mode of %s: %w", path, err)
+		}
+	}
+	g, err := d.controlGate(ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return g, nil
 }
 
 // listenUnix listens on a fresh unix socket at path, replacing a stale one.
