@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,20 +100,33 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 // with it.
 const journalWait = 3 * time.Second
 
+// journalSettle is how long the report keeps reading after systemd's
+// "Failed with result" line, until nothing more arrives: journald stores
+// systemd's own lines and the process's output (a stream) separately, and
+// on systemd 252 journalctl --sync does not wait for streams, so the
+// process's last words can come after systemd's.
+const journalSettle = 300 * time.Millisecond
+
 // journal returns the failed invocation's last lines, giving journald a
 // moment to store what the process wrote just before it died.
 func (r *instances) journal(ctx context.Context, invocation string) []string {
 	var lines []string
+	var ended time.Time // when systemd's "Failed with result" line was first seen
 	for deadline := time.Now().Add(journalWait); time.Now().Before(deadline); {
-		lines, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
-		for i, l := range lines {
+		got, _ := units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		for i, l := range got {
 			if len(l) > journalLineMax {
-				lines[i] = l[:journalLineMax] + "…"
+				got[i] = l[:journalLineMax] + "…"
 			}
 		}
-		if strings.Contains(strings.Join(lines, "\n"), "Failed with result") {
-			break
+		switch {
+		case !strings.Contains(strings.Join(got, "\n"), "Failed with result"):
+		case ended.IsZero():
+			ended = time.Now()
+		case slices.Equal(got, lines) && time.Since(ended) >= journalSettle:
+			return got
 		}
+		lines = got
 		time.Sleep(50 * time.Millisecond)
 	}
 	return lines
