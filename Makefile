@@ -19,13 +19,16 @@ deps:
 example-release:
 	scripts/example-release $(VERSION)
 
-# A real swap of the example app under load, in a throwaway systemd.
+# A real swap of the example app under load, in a throwaway systemd. The
+# binary is installed in the sandbox's /usr/local/bin (its overlay: the
+# host's is untouched), as a user would: instances of a dynamic user get a
+# private /tmp and could not run it from a checkout under /tmp.
 demo: deps build
 	scripts/example-release 1.0.0
 	scripts/example-release 1.1.0
 	scripts/example-release 1.2.0
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
-	$(SANDBOX) -- bin/beamdeploy-demo -beamdeploy bin/beamdeploy -dist dist
+	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec bin/beamdeploy-demo -beamdeploy /usr/local/bin/beamdeploy -dist dist'
 
 test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-systemd-257 test-deb bench-quick
 
@@ -97,7 +100,7 @@ bench: deps build
 	scripts/example-release 1.1.0
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=1.0.0' -o bin/hello ./examples/hello
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
-	$(SANDBOX) -- env QUICK=$(QUICK) bin/beamdeploy-bench -beamdeploy bin/beamdeploy -hello bin/hello -dist dist -out bench
+	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec env QUICK=$(QUICK) bin/beamdeploy-bench -beamdeploy /usr/local/bin/beamdeploy -hello bin/hello -dist dist -out bench'
 
 # What make test runs: fails if beamdeploy loses a request.
 bench-quick:
