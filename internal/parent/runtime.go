@@ -85,10 +85,14 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 	if id := swap.IDFromContext(ctx); id != "" {
 		spec.LogExtraFields = append(spec.LogExtraFields, "BEAMDEPLOY_SWAP="+id)
 	}
+	began := time.Now()
 	u, err := r.units.StartTransient(ctx, inst.Unit, spec)
 	inst.InvocationID = u.InvocationID
 	if err != nil {
-		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, u.InvocationID), Err: err}
+		// By unit and time, not invocation: a crash at start can be
+		// followed by systemd's restart (a new invocation) before the start
+		// is aborted, and the report wants the first attempt's last words.
+		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, "", began), Err: err}
 	}
 	inst.PID, inst.Since, inst.Restarts = u.MainPID, u.Since, u.Restarts
 	return inst, nil
@@ -109,11 +113,17 @@ const journalSettle = 300 * time.Millisecond
 
 // journal returns the failed invocation's last lines, giving journald a
 // moment to store what the process wrote just before it died.
-func (r *instances) journal(ctx context.Context, invocation string) []string {
+// Without an invocation, the unit's lines since since are used.
+func (r *instances) journal(ctx context.Context, unit, invocation string, since time.Time) []string {
 	var lines []string
 	var ended time.Time // when systemd's "Failed with result" line was first seen
 	for deadline := time.Now().Add(journalWait); time.Now().Before(deadline); {
-		got, _ := units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		var got []string
+		if invocation != "" {
+			got, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		} else {
+			got, _ = units.JournalSince(ctx, unit, since, journalLines) // likewise
+		}
 		for i, l := range got {
 			if len(l) > journalLineMax {
 				got[i] = l[:journalLineMax] + "…"
@@ -149,7 +159,7 @@ func (r *instances) Check(ctx context.Context, inst swap.Instance) error {
 		if how == "" {
 			how = "state " + u.ActiveState + "/" + u.SubState
 		}
-		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.InvocationID),
+		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, inst.InvocationID, inst.Since),
 			Err: fmt.Errorf("%s stopped after READY=1 (%s)", inst.Unit, how)}
 	}
 	return nil

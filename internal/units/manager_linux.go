@@ -260,13 +260,23 @@ func Journal(ctx context.Context, invocationID string, n int) ([]string, error) 
 	if invocationID == "" {
 		return nil, nil
 	}
+	return journal(ctx, n, "_SYSTEMD_INVOCATION_ID="+invocationID, "+", "INVOCATION_ID="+invocationID)
+}
+
+// JournalSince returns up to n of the last journal lines of unit since
+// since, oldest first: for a unit whose invocation is not known.
+func JournalSince(ctx context.Context, unit string, since time.Time, n int) ([]string, error) {
+	return journal(ctx, n, "-u", unit, "--since", fmt.Sprintf("@%d.%06d", since.Unix(), since.Nanosecond()/1000))
+}
+
+func journal(ctx context.Context, n int, match ...string) ([]string, error) {
 	// Ask journald to store what it has received first: without it a line
 	// the process wrote just before it died may not be readable yet.
 	_ = exec.CommandContext(ctx, "journalctl", "--sync").Run() // best effort: reading goes on without
-	out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "--quiet", "-o", "short-precise",
-		"-n", strconv.Itoa(n), "_SYSTEMD_INVOCATION_ID="+invocationID, "+", "INVOCATION_ID="+invocationID).Output()
+	args := append([]string{"--no-pager", "--quiet", "-o", "short-precise", "-n", strconv.Itoa(n)}, match...)
+	out, err := exec.CommandContext(ctx, "journalctl", args...).Output()
 	if err != nil {
-		return nil, fmt.Errorf("read journal of invocation %s: %w", invocationID, err)
+		return nil, fmt.Errorf("read journal (%s): %w", strings.Join(match, " "), err)
 	}
 	text := strings.TrimRight(string(out), "\n")
 	if text == "" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 var errUnsupported = fmt.Errorf("units: systemd is only available on Linux: %w", errors.ErrUnsupported)
@@ -21,6 +22,11 @@ func (m *Manager) Close() error { return nil }
 
 // Journal returns an error wrapping errors.ErrUnsupported.
 func Journal(context.Context, string, int) ([]string, error) { return nil, errUnsupported }
+
+// JournalSince returns an error wrapping errors.ErrUnsupported.
+func JournalSince(context.Context, string, time.Time, int) ([]string, error) {
+	return nil, errUnsupported
+}
 
 // Version returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Version(context.Context) (int, error) { return 0, errUnsupported }
