@@ -26,12 +26,12 @@ import (
 
 // Bounds the flood test asserts.
 const (
-	floodConns      = 20_000      // connections the flooder opens to the control socket
-	floodBrokerConn = 1_000       // ... and to the fd broker
+	floodConns      = 20_000           // connections the flooder opens to the control socket
+	floodBrokerConn = 1_000            // ... and to the fd broker
 	statusBound     = time.Second      // root's status answers within this during the flood (4 in 5 calls)
 	statusCeiling   = 10 * time.Second // ... every call within this
-	rssBound        = 40 << 20    // the parent's VmRSS stays below this
-	statusSamples   = 5           // at least this many status calls during the flood
+	rssBound        = 40 << 20         // the parent's VmRSS stays below this
+	statusSamples   = 5                // at least this many status calls during the flood
 	statusEvery     = 300 * time.Millisecond
 	floodMax        = 300_000 // connections the flooder may open in all (initial plus churn)
 	floodChurn      = 2_500   // connections it replaces per cycle once the parent closed them
