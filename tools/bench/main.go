@@ -25,7 +25,7 @@ import (
 
 type options struct {
 	bin, hello, dist, out string
-	quick                 bool
+	quick, gate           bool
 	swaps                 int
 	interval              time.Duration
 }
@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&o.dist, "dist", "dist", "directory with hello-1.0.0.tar.gz and hello-1.1.0.tar.gz")
 	flag.StringVar(&o.out, "out", "bench", "directory for the reports")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("QUICK") == "1", "10 swaps per scenario instead of 100 (also QUICK=1)")
+	flag.BoolVar(&o.gate, "gate", os.Getenv("GATE") == "1", "beamdeploy's scenarios only, without the alternatives (what make test gates on; also GATE=1)")
 	flag.Parse()
 	o.swaps, o.interval = 100, 400*time.Millisecond
 	if o.quick {
@@ -149,9 +150,13 @@ func runAll(ctx context.Context, o options, bd *bdSystem, rep *report) error {
 	rep.add(runScenario(ctx, o, bd, base, rep.Rate, 0, "baseline (no swaps)"))
 	systems := []func() (system, error){
 		func() (system, error) { return bd, nil },
-		func() (system, error) { return newRestart(ctx, o.hello, "127.0.0.1:18201") },
-		func() (system, error) { return newReuse(o.hello, "127.0.0.1:18202", 0) },
-		func() (system, error) { return newReuse(o.hello, "127.0.0.1:18204", 1) },
+	}
+	if !o.gate {
+		systems = append(systems,
+			func() (system, error) { return newRestart(ctx, o.hello, "127.0.0.1:18201") },
+			func() (system, error) { return newReuse(o.hello, "127.0.0.1:18202", 0) },
+			func() (system, error) { return newReuse(o.hello, "127.0.0.1:18204", 1) },
+		)
 	}
 	for _, mk := range systems {
 		sys, err := mk()
