@@ -18,9 +18,46 @@ const EnvSocket = "BEAMDEPLOY_SOCKET"
 // BEAMDEPLOY_SOCKET).
 var ErrNotManaged = errors.New("beamdeploy: not running under beamdeploy")
 
-// ErrHandoffNotFound is returned by Get and Delete for a key that is not in
-// the handoff store.
-var ErrHandoffNotFound = control.ErrNotFound
+// Errors the parent reports, as the SDK's functions return them (matched
+// with errors.Is; the message is the parent's, which says what to do).
+var (
+	// ErrHandoffNotFound: Get or Delete of a key that is not in the
+	// handoff store.
+	ErrHandoffNotFound = errors.New("beamdeploy: handoff key not found")
+	// ErrHandoffLimit: Put of a value over 64 KiB, or into a full store.
+	ErrHandoffLimit = errors.New("beamdeploy: handoff limit exceeded")
+	// ErrInvalidKey: a handoff key that is not 1-256 printable ASCII
+	// bytes without spaces.
+	ErrInvalidKey = errors.New("beamdeploy: invalid handoff key")
+	// ErrPermissionDenied: the parent does not take this process for one
+	// of the app's instances.
+	ErrPermissionDenied = errors.New("beamdeploy: permission denied")
+)
+
+// sdkErrors maps the control client's sentinels to the SDK's own.
+var sdkErrors = []struct{ from, to error }{
+	{control.ErrNotFound, ErrHandoffNotFound},
+	{control.ErrLimit, ErrHandoffLimit},
+	{control.ErrBadRequest, ErrInvalidKey},
+	{control.ErrPermissionDenied, ErrPermissionDenied},
+}
+
+// parentError is a failure the parent reported, matching one of the
+// SDK's errors.
+type parentError struct{ is, err error }
+
+func (e *parentError) Error() string   { return e.err.Error() }
+func (e *parentError) Unwrap() []error { return []error{e.is, e.err} }
+
+// sdkError makes err match the SDK's error for it, if it has one.
+func sdkError(err error) error {
+	for _, m := range sdkErrors {
+		if errors.Is(err, m.from) {
+			return &parentError{is: m.to, err: err}
+		}
+	}
+	return err
+}
 
 func parent() (*control.Client, error) {
 	sock := os.Getenv(EnvSocket)
@@ -37,7 +74,8 @@ func withParent[T any](f func(*control.Client) (T, error)) (T, error) {
 		return zero, err
 	}
 	defer c.Close()
-	return f(c)
+	v, err := f(c)
+	return v, sdkError(err)
 }
 
 // Put stores value under key in the handoff store the parent keeps for the

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
 func TestReorderArgs(t *testing.T) {
@@ -122,7 +123,7 @@ func TestUnknownAppAndStoppedParent(t *testing.T) {
 	require.NoError(t, os.WriteFile(g.paths.Config("hello"), []byte("{}"), 0o644))
 	errOut.Reset()
 	code = g.exit(app.RunContext(t.Context(), []string{"bd", "status", "hello"}))
-	assert.Equal(t, exitNotRunning, code)
+	assert.Equal(t, control.ExitNotRunning, code)
 	assert.Contains(t, errOut.String(), "does not exist; start it with: systemctl start hello.service")
 	assert.NotContains(t, errOut.String(), "http://")
 }

@@ -7,20 +7,16 @@ import (
 	"fmt"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
-	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
-// Exit codes; documented in the README and in exitStatusHelp.
+// Exit codes of the CLI's own; the parent's failures get theirs from
+// control's error table (control.ExitCode). All are documented in the
+// README and in exitStatusHelp.
 const (
-	exitOK             = 0
-	exitFailure        = 1
-	exitUsage          = 2
-	exitRolledBack     = 3
-	exitNotRunning     = 4
-	exitSwapInProgress = 5
-	exitReleaseInUse   = 6
-	exitLocked         = 7
-	exitInterrupted    = 130
+	exitOK          = control.ExitOK
+	exitFailure     = control.ExitFailure
+	exitUsage       = 2
+	exitInterrupted = 130
 )
 
 type usageError struct{ err error }
@@ -41,18 +37,8 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, swap.ErrSwapInProgress):
-		return exitSwapInProgress
-	case errors.Is(err, control.ErrReleaseInUse):
-		return exitReleaseInUse
-	case errors.Is(err, control.ErrLocked):
-		return exitLocked
-	case errors.Is(err, swap.ErrRolledBack):
-		return exitRolledBack
-	case errors.Is(err, control.ErrNotRunning):
-		return exitNotRunning
 	}
-	return exitFailure
+	return control.ExitCode(err)
 }
 
 // exit prints err (if any) and returns the process exit code.

@@ -18,12 +18,12 @@ func TestExitCodeOfParentErrors(t *testing.T) {
 		want int
 	}{
 		{nil, exitOK},
-		{&control.Error{Code: control.CodeRolledBack}, exitRolledBack},
-		{&control.Error{Code: control.CodeSwapInProgress}, exitSwapInProgress},
-		{fmt.Errorf("stage: %w", &control.Error{Code: control.CodeReleaseInUse}), exitReleaseInUse},
+		{&control.Error{Code: control.CodeRolledBack}, control.ExitRolledBack},
+		{fmt.Errorf("stage: %w", &control.Error{Code: control.CodeReleaseInUse}), control.ExitReleaseInUse},
 		{&control.Error{Code: control.CodeInvalidRelease}, exitFailure},
-		{fmt.Errorf("reload: %w", &control.Error{Code: control.CodeLocked}), exitLocked},
+		{fmt.Errorf("upgrade: %w", control.ErrNotRunning), control.ExitNotRunning},
 		{context.Canceled, exitInterrupted},
+		{usageErrorf("unknown command %q", "x"), exitUsage},
 		{errors.New("other"), exitFailure},
 	}
 	for _, tt := range tests {

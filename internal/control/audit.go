@@ -21,15 +21,11 @@ import (
 // with CodeLocked (HTTP 423) before anything is staged or started; stage
 // is allowed.
 const (
-	PathLock   = "/v1/lock"
-	TypeLock   = "lock"
-	CodeLocked = "locked"
+	PathLock = "/v1/lock"
+	TypeLock = "lock"
 	// TypeHistory is the message type of `beamdeploy --json history`.
 	TypeHistory = "history"
 )
-
-// ErrLocked matches a CodeLocked error: the app is locked.
-var ErrLocked = errors.New("control: app locked")
 
 // MaxMessage bounds a lock's or a swap's message, in bytes.
 const MaxMessage = 1024

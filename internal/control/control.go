@@ -27,37 +27,6 @@ const (
 	TypeError    = "error"
 )
 
-// Error codes; each maps to a sentinel through Error.Is.
-const (
-	CodeSwapInProgress  = "swap_in_progress"
-	CodeRolledBack      = "rolled_back"
-	CodeReleaseNotFound = "release_not_found"
-	CodeReleaseInUse    = "release_in_use"
-	CodeInvalidRelease  = "invalid_release"
-	CodeShuttingDown    = "shutting_down"
-	CodeBadRequest      = "bad_request"
-	CodeInternal        = "internal"
-)
-
-// Sentinels for conditions without a home in another package.
-var (
-	// ErrNotRunning means the parent's control socket does not answer.
-	ErrNotRunning = errors.New("control: parent not running")
-	// ErrReleaseNotFound means the requested release is not staged.
-	ErrReleaseNotFound = errors.New("control: release not found")
-	// ErrInvalidRelease means the release was refused (name, content).
-	ErrInvalidRelease = errors.New("control: invalid release")
-	// ErrReleaseInUse means a forced stage would have replaced a release
-	// that is in use: serving, draining or the target of a running swap.
-	ErrReleaseInUse = errors.New("control: release in use")
-	// ErrBadRequest means the request itself was malformed.
-	ErrBadRequest = errors.New("control: bad request")
-	// ErrNotFound means a handoff key does not exist.
-	ErrNotFound = errors.New("control: not found")
-	// ErrLimit means a handoff write exceeded a limit of the store.
-	ErrLimit = errors.New("control: limit exceeded")
-)
-
 // Error is a failure reported by the parent.
 type Error struct {
 	MessageType string `json:"message_type"` // TypeError
@@ -72,37 +41,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
-
-// Is maps the wire code to the sentinel callers branch on.
-func (e *Error) Is(target error) bool {
-	switch e.Code {
-	case CodeSwapInProgress:
-		return target == swap.ErrSwapInProgress
-	case CodeRolledBack:
-		return target == swap.ErrRolledBack
-	case CodeReleaseNotFound:
-		return target == ErrReleaseNotFound
-	case CodeInvalidRelease:
-		return target == ErrInvalidRelease
-	case CodeReleaseInUse:
-		return target == ErrReleaseInUse
-	case CodeShuttingDown:
-		return target == swap.ErrShuttingDown
-	case CodeBadRequest:
-		return target == ErrBadRequest
-	case CodeNotFound:
-		return target == ErrNotFound
-	case CodeLimit:
-		return target == ErrLimit
-	case CodePermissionDenied:
-		return target == ErrPermissionDenied
-	case CodeHotUnsupported:
-		return target == ErrHotUnsupported
-	case CodeLocked:
-		return target == ErrLocked
-	}
-	return false
-}
 
 // Status answers GET /v1/status.
 type Status struct {
@@ -212,10 +150,6 @@ const (
 	TypePeers   = "peers"
 	PathPeers   = "/v1/peers"
 	PathCutover = "/v1/cutover"
-	// CodeNotFound is returned for a missing handoff key.
-	CodeNotFound = "not_found"
-	// CodeLimit is returned when a handoff write exceeds a limit.
-	CodeLimit = "limit"
 )
 
 // Release endpoints.
@@ -254,15 +188,3 @@ type Staged struct {
 	SHA256      string `json:"sha256"`
 	Reused      bool   `json:"reused"`
 }
-
-// CodePermissionDenied is returned when the caller may not do what it
-// asked (see the README's "Who may do what").
-const CodePermissionDenied = "permission_denied"
-
-// ErrPermissionDenied matches a CodePermissionDenied error.
-var ErrPermissionDenied = errors.New("control: permission denied")
-
-// CodeBusy is returned, with HTTP 503, for a connection the parent turned
-// away at once: its user had too many connections open, or the parent
-// could not identify it in time. Retrying later may succeed.
-const CodeBusy = "busy"

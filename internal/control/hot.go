@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,13 +25,6 @@ const (
 
 // TypeHotOrder is the message type of a HotOrder.
 const TypeHotOrder = "hot_order"
-
-// CodeHotUnsupported is returned when the active instance cannot be hot
-// upgraded: its app did not register, or the releases are incompatible.
-const CodeHotUnsupported = "hot_unsupported"
-
-// ErrHotUnsupported matches errors with CodeHotUnsupported.
-var ErrHotUnsupported = errors.New("control: hot upgrade not possible")
 
 // HotOrder tells an instance to hand over to a new process.
 type HotOrder struct {

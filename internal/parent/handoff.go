@@ -1,14 +1,12 @@
 package parent
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
-	"github.com/beamdeploy/beamdeploy/internal/handoff"
 )
 
 // maxHandoffBody bounds a PUT body; the store enforces its own smaller
@@ -60,16 +58,8 @@ func (s *server) handoffDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func handoffError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, handoff.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody(control.CodeNotFound, err.Error()))
-	case errors.Is(err, handoff.ErrLimit):
-		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeLimit, err.Error()))
-	case errors.Is(err, handoff.ErrInvalidKey):
-		writeJSON(w, http.StatusBadRequest, errorBody(control.CodeBadRequest, err.Error()))
-	default:
-		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
-	}
+	status, e := failure(err)
+	writeJSON(w, status, e)
 }
 
 // peers tells unit which instance replaces it and which one it replaced.

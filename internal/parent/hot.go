@@ -20,7 +20,7 @@ import (
 
 // errHotUnsupported marks a hot upgrade refused before the running
 // process was touched.
-var errHotUnsupported = errors.New("hot upgrade not possible")
+var errHotUnsupported = control.ErrHotUnsupported
 
 // registerWait is how long a hot upgrade waits for the instance's poll:
 // the SDK polls again right after an order or a parent restart.

@@ -143,7 +143,7 @@ func (s *server) stageHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	rel, err := s.stage(r.Context(), r, out)
 	if err != nil {
-		out.fail(http.StatusUnprocessableEntity, errorBody(codeOf(err), err.Error()))
+		out.fail(failure(err))
 		return
 	}
 	out.send(control.Staged{MessageType: control.TypeStaged, Version: rel.Version, Size: rel.Size, Files: rel.Files, SHA256: rel.SHA256, Reused: rel.Reused})

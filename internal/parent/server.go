@@ -231,7 +231,7 @@ func (s *server) runSwap(ctx context.Context, out *stream, op swapOp, req swap.R
 		out.progress(e)
 	})
 	if errors.Is(err, swap.ErrSwapInProgress) || errors.Is(err, swap.ErrShuttingDown) {
-		out.fail(http.StatusConflict, errorBody(codeOf(err), err.Error()))
+		out.fail(failure(err))
 		return
 	}
 	s.swapEnded.notify()
@@ -240,14 +240,14 @@ func (s *server) runSwap(ctx context.Context, out *stream, op swapOp, req swap.R
 	}
 	if err != nil {
 		s.log.Error("swap failed", append([]any{"swap", res.ID, "release", res.Release, "sha256", res.SHA256, "err", err}, auditAttrs(res.Audit)...)...)
-		e := errorBody(codeOf(err), err.Error())
+		status, e := failure(err)
 		e.Result = &res
 		var se *StartError
 		if errors.As(err, &se) {
 			e.Unit, e.Journal = se.Unit, se.Journal
 		}
 		s.follow.get(res.ID, true).end(e)
-		out.fail(http.StatusUnprocessableEntity, e)
+		out.fail(status, e)
 		return
 	}
 	s.log.Info("swap done", append([]any{"swap", res.ID, "release", res.Release, "sha256", res.SHA256,
@@ -258,25 +258,11 @@ func (s *server) runSwap(ctx context.Context, out *stream, op swapOp, req swap.R
 	out.send(final)
 }
 
-func codeOf(err error) string {
-	switch {
-	case errors.Is(err, errHotUnsupported), errors.Is(err, swap.ErrNoActive):
-		return control.CodeHotUnsupported
-	case errors.Is(err, swap.ErrSwapInProgress):
-		return control.CodeSwapInProgress
-	case errors.Is(err, swap.ErrShuttingDown):
-		return control.CodeShuttingDown
-	case errors.Is(err, release.ErrNotFound):
-		return control.CodeReleaseNotFound
-	case errors.Is(err, release.ErrInUse):
-		return control.CodeReleaseInUse
-	case errors.Is(err, release.ErrInvalidRelease), errors.Is(err, release.ErrChecksumMismatch),
-		errors.Is(err, release.ErrExists), errors.Is(err, release.ErrLimit), errors.Is(err, release.ErrCorrupt):
-		return control.CodeInvalidRelease
-	case errors.Is(err, swap.ErrRolledBack):
-		return control.CodeRolledBack
-	}
-	return control.CodeInternal
+// failure is the HTTP status and error body for err, from the one error
+// table (control.CodeOf).
+func failure(err error) (int, *control.Error) {
+	code, status := control.CodeOf(err)
+	return status, errorBody(code, err.Error())
 }
 
 func errorBody(code, msg string) *control.Error {
