@@ -183,7 +183,9 @@ func TestSystemdF7TenConcurrentUpgrades(t *testing.T) {
 }
 
 // F8: the CLI is SIGKILLed mid-swap → the parent rolls the swap back
-// (its request context ends before the cutover) and the next swap works.
+// (its request context ends before the cutover): the swap is recorded as
+// failed, the new instance is gone, the old release keeps serving, and
+// the next swap works.
 func TestSystemdF8CLIKilledMidSwap(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
@@ -198,9 +200,14 @@ func TestSystemdF8CLIKilledMidSwap(t *testing.T) {
 		require.Eventually(t, func() bool { return !a.status().Upgrading }, 20*time.Second, 100*time.Millisecond)
 		st := a.status()
 		require.NotNil(t, st.LastSwap)
-		t.Logf("swap of the killed CLI: ok=%v error=%q", st.LastSwap.OK, st.LastSwap.Error)
-		assert.Len(t, a.activeInstances(), 1)
-		requireServing(t, a, st.Active.Release)
+		assert.False(t, st.LastSwap.OK, "the swap of the killed CLI was rolled back")
+		assert.Equal(t, "1.1.0-slow", st.LastSwap.Release)
+		assert.Contains(t, st.LastSwap.Error, "rolled back")
+		t.Logf("swap of the killed CLI: error=%q", st.LastSwap.Error)
+		require.NotNil(t, st.Active)
+		assert.Equal(t, "1.0.0", st.Active.Release, "the old release is still the active one")
+		assert.Len(t, a.activeInstances(), 1, "the new instance was stopped")
+		requireServing(t, a, "1.0.0")
 		a.mustUpgrade(release(t, "1.2.0"))
 	})
 	requireServing(t, a, "1.2.0")
