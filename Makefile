@@ -57,10 +57,12 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags faults ./examples/hello
 	GOOS=darwin $(GO) vet ./...
 
 lint:
 	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags faults ./examples/hello
 
 clean:
 	rm -rf bin dist

@@ -45,8 +45,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// goBuild builds pkg with the tag faults, which gives examples/hello the
+// fault knobs of its faults.go (crash at start, never READY=1, ...).
 func goBuild(out, pkg, ldflags string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "faults", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)

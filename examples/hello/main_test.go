@@ -21,7 +21,7 @@ import (
 func buildHello(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hello")
-	out, err := exec.CommandContext(t.Context(), "go", "build", "-ldflags", "-X main.version=1.2.3", "-o", bin, ".").CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-tags", "faults", "-ldflags", "-X main.version=1.2.3", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
 }
