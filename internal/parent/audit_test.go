@@ -43,13 +43,16 @@ type auditServer struct {
 	client *control.Client
 }
 
-func newAuditServer(t *testing.T) *auditServer {
+func newAuditServer(t *testing.T) *auditServer { return newAPIServer(t, instantRuntime{}) }
+
+// newAPIServer is newAuditServer with instances run by rt.
+func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := loadState(dir)
 	require.NoError(t, err)
 	store := &release.Store{Dir: dir}
-	m := swap.New(instantRuntime{}, swap.Options{Save: st.save, Pin: store.Pin, Checksum: checksumOf(store)})
+	m := swap.New(rt, swap.Options{Save: st.save, Pin: store.Pin, Checksum: checksumOf(store)})
 	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), keep: 5, hot: &hotBoard{}}}
 	a.peer.Store(&verdict{peer: peer{UID: os.Getuid(), PID: 1}, access: access{deploy: true}})
 	sock := filepath.Join(t.TempDir(), "c.sock")
