@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A beamdeploy app written against docs/protocol.md only (python3's
-standard library, no beamdeploy code): HTTP on the listening sockets at
+standard library, no beamdeploy code; only modules of Debian's
+python3-minimal): HTTP on the listening sockets at
 fd 3 on, READY=1 on NOTIFY_SOCKET, drain on SIGTERM, and hot upgrades in
 both modes. Its "code" is the reply text in reply.txt of its release
 directory: GET / answers it in the X-Release header and the body.
@@ -11,7 +12,6 @@ An in-place upgrade to a release without reply.txt fails to load, with
 the error as the message the app reports.
 """
 
-import http.client
 import json
 import os
 import select
@@ -44,32 +44,21 @@ def notify(*lines):
         s.sendall("\n".join(lines).encode())
 
 
-class Control(http.client.HTTPConnection):
-    """HTTP/1.1 over the unix socket $BEAMDEPLOY_SOCKET."""
-
-    def __init__(self):
-        super().__init__("beamdeploy")
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(os.environ["BEAMDEPLOY_SOCKET"])
-
-
 def call(method, path, body=None):
-    """One request to the parent; returns (status, decoded JSON or None)."""
-    c = Control()
-    try:
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=headers)
-        r = c.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
-    finally:
-        c.close()
+    """One HTTP/1.0 request to the parent on $BEAMDEPLOY_SOCKET (one
+    connection each: no chunked answers, the answer ends at EOF); returns
+    (status, decoded JSON or None)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(os.environ["BEAMDEPLOY_SOCKET"])
+        s.sendall(("%s %s HTTP/1.0\r\nHost: beamdeploy\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n" % (method, path, len(data))).encode() + data)
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, (json.loads(payload) if payload.strip() and payload.lstrip()[:1] in (b"{", b"[") else None)
 
 
 def listeners():
