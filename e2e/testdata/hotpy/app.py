@@ -61,6 +61,16 @@ def call(method, path, body=None):
     return status, (json.loads(payload) if payload.strip() and payload.lstrip()[:1] in (b"{", b"[") else None)
 
 
+def report(rep):
+    """Report on an order; returns the verdict ({} when none came)."""
+    try:
+        _, verdict = call("POST", "/v1/hot/report", rep)
+    except OSError as e:
+        log("no verdict:", e)
+        return {}
+    return verdict or {}
+
+
 def listeners():
     """The listening sockets at fd 3 on (sd_listen_fds(3)), LISTEN_* unset."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
@@ -118,15 +128,14 @@ def in_place(order):
     except OSError as e:
         notify("READY=1")  # the old code keeps serving
         log("could not load release", order["release"], e)
-        call("POST", "/v1/hot/report", {"id": order["id"], "ok": False,
-                                        "error": "load release %s: %s" % (order["release"], e)})
+        report({"id": order["id"], "ok": False, "error": "load release %s: %s" % (order["release"], e)})
         return
     with lock:
         old = dict(code)
         code.update(release=order["release"], reply=reply)
     notify("READY=1")
-    _, verdict = call("POST", "/v1/hot/report", {"id": order["id"], "ok": True, "pid": os.getpid()})
-    if not (verdict or {}).get("proceed"):
+    verdict = report({"id": order["id"], "ok": True, "pid": os.getpid()})
+    if not verdict.get("proceed"):
         log("beamdeploy did not record release", order["release"], "- back to", old["release"], verdict)
         with lock:
             code.update(old)
@@ -144,10 +153,10 @@ def successor(order, socks, names):
         child = subprocess.Popen(order["argv"], cwd=order["dir"], env=env,
                                  pass_fds=[s.fileno() for s in socks])
     except OSError as e:
-        call("POST", "/v1/hot/report", {"id": order["id"], "ok": False, "error": "start %s: %s" % (order["argv"][0], e)})
+        report({"id": order["id"], "ok": False, "error": "start %s: %s" % (order["argv"][0], e)})
         return False
-    _, verdict = call("POST", "/v1/hot/report", {"id": order["id"], "ok": True, "pid": child.pid})
-    if (verdict or {}).get("proceed"):
+    verdict = report({"id": order["id"], "ok": True, "pid": child.pid})
+    if verdict.get("proceed"):
         return True
     log("the new process did not take over:", verdict)
     notify("MAINPID=%d" % os.getpid())  # take the unit back first, then stop the new process
