@@ -23,14 +23,25 @@ import (
 // fails to load.
 func pyRelease(t *testing.T, version, mode string, broken bool) string {
 	t.Helper()
+	reply := version
+	if broken {
+		reply = ""
+	}
+	return pyReleaseReplying(t, version, mode, reply)
+}
+
+// pyReleaseReplying is pyRelease with reply.txt saying reply ("": none;
+// "hang": loading in place never ends).
+func pyReleaseReplying(t *testing.T, version, mode, reply string) string {
+	t.Helper()
 	src, err := os.ReadFile("testdata/hotpy/app.py")
 	require.NoError(t, err)
 	files := map[string][]byte{
 		"bin/app":         src,
 		"beamdeploy.json": []byte(`{"compat":"py-1","hot":"` + mode + `","command":["bin/app"]}`),
 	}
-	if !broken {
-		files["reply.txt"] = []byte(version + "\n")
+	if reply != "" {
+		files["reply.txt"] = []byte(reply + "\n")
 	}
 	p := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
 	writeTarball(t, p, files)
@@ -79,7 +90,7 @@ func requireParentReports(t *testing.T, a *app, unit, want string) {
 
 func TestSystemdHotUpgradeInPlaceAnyRuntime(t *testing.T) {
 	t.Parallel()
-	a := newApp(t)
+	a := newApp(t, "--ready-timeout", "5s")
 	a.mustUpgrade(pyRelease(t, "1.0.0", "in_place", false))
 	unit := a.status().Active.Unit
 	pid := mainPID(t, unit)
@@ -111,6 +122,15 @@ func TestSystemdHotUpgradeInPlaceAnyRuntime(t *testing.T) {
 	assert.Equal(t, pid, st.Active.PID)
 	assert.Equal(t, swap.KindHot, st.History[len(st.History)-1].Kind)
 	assert.Equal(t, []string{unit}, a.activeInstances(), "no second instance")
+	// Code whose loading never ends (no READY=1, no report): exit 3 after
+	// ready_timeout, nothing recorded, the loaded code serves on.
+	begin := time.Now()
+	_, stderr, err := a.hotUpgrade(pyReleaseReplying(t, "1.3.0-hangs", "in_place", "hang"))
+	require.Equal(t, 3, exitCode(err), "exit 3 = rolled back: %s", stderr)
+	assert.Contains(t, stderr, "did not report on the hot upgrade to 1.3.0-hangs within 7s")
+	assert.Less(t, time.Since(begin), 20*time.Second)
+	requireServing(t, a, "1.2.0")
+	assert.Equal(t, "1.2.0", a.status().Active.Release)
 	// A restart of the unit runs the hot-upgraded release; so does a
 	// restarted parent report it.
 	requireRestartRuns(t, a, unit, "1.2.0")

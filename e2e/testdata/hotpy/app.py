@@ -9,7 +9,8 @@ directory: GET / answers it in the X-Release header and the body.
 A release directory holds this file as bin/app, reply.txt and a
 beamdeploy.json with "compat" and "hot" ("successor" or "in_place").
 An in-place upgrade to a release without reply.txt fails to load, with
-the error as the message the app reports.
+the error as the message the app reports; one whose reply.txt says "hang"
+never ends loading.
 """
 
 import json
@@ -129,6 +130,10 @@ def in_place(order):
         notify("READY=1")  # the old code keeps serving
         log("could not load release", order["release"], e)
         report({"id": order["id"], "ok": False, "error": "load release %s: %s" % (order["release"], e)})
+        return
+    if reply == "hang":  # code whose loading never ends: no READY=1, no report
+        log("loading release", order["release"], "hangs")
+        stopping.wait()
         return
     with lock:
         old = dict(code)
