@@ -122,6 +122,9 @@ func TestSystemdHotUpgradeInPlaceAnyRuntime(t *testing.T) {
 	assert.Equal(t, pid, st.Active.PID)
 	assert.Equal(t, swap.KindHot, st.History[len(st.History)-1].Kind)
 	assert.Equal(t, []string{unit}, a.activeInstances(), "no second instance")
+	out, err := a.run("releases", a.name)
+	require.NoError(t, err)
+	assert.Contains(t, out, "py-1 in_place", "releases shows the compat key and mode")
 	// Code whose loading never ends (no READY=1, no report): exit 3 after
 	// ready_timeout, nothing recorded, the loaded code serves on.
 	begin := time.Now()
