@@ -44,7 +44,8 @@ const CodeHotUnsupported = "hot_unsupported"
 // ErrHotUnsupported matches errors with CodeHotUnsupported.
 var ErrHotUnsupported = errors.New("control: hot upgrade not possible")
 
-// HotOrder tells an instance to hand over to a new process.
+// HotOrder tells an instance to hand over to a new process (HotSuccessor)
+// or to load a new release itself (HotInPlace).
 type HotOrder struct {
 	MessageType string        `json:"message_type"` // TypeHotOrder
 	ID          string        `json:"id"`
