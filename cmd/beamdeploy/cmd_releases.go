@@ -137,7 +137,9 @@ func releasesCommand(g *globals) *cli.Command {
 		Name:      "releases",
 		Usage:     "list APP's staged releases: version, state, size, staged and deployed times",
 		UsageText: "beamdeploy releases APP [--json]",
-		Description: "State is active, draining, previous (the rollback target) or available.\n\n" +
+		Description: "State is active, draining, previous (the rollback target) or available.\n" +
+			"HOT is the compat key and hot upgrade mode (successor or in_place) the release\n" +
+			"declares in beamdeploy.json, or - when it cannot be hot-upgraded.\n\n" +
 			"EXAMPLES:\n   beamdeploy releases hello\n   beamdeploy --json releases hello | jq -r '.releases[].version'\n\n" + exitStatusHelp,
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -156,13 +158,16 @@ func releasesCommand(g *globals) *cli.Command {
 			if g.json {
 				return json.NewEncoder(g.stdout).Encode(rs)
 			}
-			fmt.Fprintf(g.stdout, "%-16s %-10s %9s  %-19s  %-19s\n", "VERSION", "STATE", "SIZE", "STAGED", "DEPLOYED")
+			fmt.Fprintf(g.stdout, "%-16s %-10s %9s  %-19s  %-19s  %s\n", "VERSION", "STATE", "SIZE", "STAGED", "DEPLOYED", "HOT")
 			for _, r := range rs.Releases {
-				deployed := "-"
+				deployed, hot := "-", "-"
 				if !r.DeployedAt.IsZero() {
 					deployed = r.DeployedAt.Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(g.stdout, "%-16s %-10s %8.1fM  %-19s  %-19s\n", r.Version, r.State, float64(r.Size)/1e6, r.StagedAt.Local().Format(time.DateTime), deployed)
+				if r.Compat != "" {
+					hot = r.Compat + " " + r.Hot
+				}
+				fmt.Fprintf(g.stdout, "%-16s %-10s %8.1fM  %-19s  %-19s  %s\n", r.Version, r.State, float64(r.Size)/1e6, r.StagedAt.Local().Format(time.DateTime), deployed, hot)
 			}
 			return nil
 		},

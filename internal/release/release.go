@@ -104,9 +104,10 @@ type Release struct {
 	Size     int64     // total size of regular file contents
 	Files    int       // number of regular files
 	StagedAt time.Time // when the release was staged
-	// Command and Compat come from the release's optional ManifestFile.
+	// Command, Compat and Hot come from the release's optional ManifestFile.
 	Command []string
 	Compat  string
+	Hot     string // hot upgrade mode as declared; see [Release.HotMode]
 	// Reused is set by [Store.Stage] when the version was already staged
 	// with the same sha256 and nothing was extracted.
 	Reused bool
@@ -146,4 +147,19 @@ type StageOptions struct {
 	// the release is refused unless it passes CheckCommand. Checked only
 	// when the release is extracted, not when an identical one is reused.
 	Command string
+}
+
+// The hot upgrade modes a release declares in its manifest ("hot").
+const (
+	HotSuccessor = "successor" // the running process starts the new release, which takes over the unit
+	HotInPlace   = "in_place"  // the running process loads the new release's code itself
+)
+
+// HotMode is how the release is hot-upgraded: the manifest's "hot", or
+// HotSuccessor when it declares none.
+func (r Release) HotMode() string {
+	if r.Hot == "" {
+		return HotSuccessor
+	}
+	return r.Hot
 }
