@@ -34,9 +34,10 @@ main() ->
         Unit = os:getenv("BEAMDEPLOY_UNIT", ""),
         log("serving release ~s as ~s, pid ~s", [beam_reply:version(), Unit, os:getpid()]),
         ok = beam_notify:notify("READY=1"),
-        managed() andalso spawn(fun() -> inherit(Unit) end),
+        Main = self(),
+        managed() andalso spawn(fun() -> Main ! {cutover, beam_control:cutover(Unit)} end),
         managed() andalso beam_hot:start(Unit),
-        loop(LSock, Procs)
+        loop(#{lsock => LSock, procs => Procs, inherited => not managed()})
     catch
         Class:Why:Stack ->
             log("fatal: ~p:~p ~p", [Class, Why, Stack]),
@@ -77,21 +78,25 @@ start_acceptors(LSock, Procs, N) ->
 
 %% loop keeps ?ACCEPTORS processes accepting and tracks the connections
 %% until SIGTERM.
-loop(LSock, Procs) ->
+loop(#{lsock := LSock, procs := Procs} = S) ->
     receive
         {accepted, Pid} ->
-            loop(LSock, start_acceptors(LSock, Procs#{Pid => conn}, 1));
+            loop(S#{procs := start_acceptors(LSock, Procs#{Pid => conn}, 1)});
         {'DOWN', _, process, Pid, Why} ->
-            Abnormal = Why =/= normal,
-            Abnormal andalso log("~p ~p ended: ~p", [maps:get(Pid, Procs, process), Pid, Why]),
+            Why =/= normal andalso log("~p ~p ended: ~p", [maps:get(Pid, Procs, process), Pid, Why]),
             ets:delete(beam_http_conns, Pid),
             case maps:take(Pid, Procs) of
-                {acceptor, Rest} -> loop(LSock, start_acceptors(LSock, Rest, 1));
-                {conn, Rest} -> loop(LSock, Rest);
-                error -> loop(LSock, Procs)
+                {acceptor, Rest} -> loop(S#{procs := start_acceptors(LSock, Rest, 1)});
+                {conn, Rest} -> loop(S#{procs := Rest});
+                error -> loop(S)
             end;
+        {cutover, {ok, _Peers}} ->
+            loop(S#{inherited := inherit()});
+        {cutover, {error, Why}} ->
+            log("no cutover notice (~p): the request count is inherited at the drain", [Why]),
+            loop(S);
         sigterm ->
-            drain(LSock, Procs);
+            drain(S);
         {'EXIT', _, Why} -> % the counter
             exit(Why)
     end.
@@ -101,7 +106,7 @@ loop(LSock, Procs) ->
 %% responses close their connection; idle keep-alive connections stay open
 %% until their client uses or closes them, or until the drain deadline.
 %% Then the count goes to the handoff store and the VM exits 0.
-drain(LSock, Procs) ->
+drain(#{lsock := LSock, procs := Procs, inherited := Inherited}) ->
     Timeout = drain_timeout(),
     log("SIGTERM: draining ~b connections, at most ~b ms", [maps:size(Procs) - ?ACCEPTORS, Timeout]),
     _ = beam_notify:notify("STOPPING=1"),
@@ -109,6 +114,7 @@ drain(LSock, Procs) ->
     ok = socket:close(LSock),
     Cut = wait_conns(Procs, erlang:monotonic_time(millisecond) + Timeout),
     Cut > 0 andalso log("drain deadline: cut ~b requests in flight", [Cut]),
+    Inherited orelse inherit(),
     managed() andalso handover(),
     erlang:halt(0).
 
@@ -158,24 +164,29 @@ unit(N, Rest, Ms) ->
         [] -> error
     end.
 
-%% inherit adds the count the previous instance handed over: it waits for
-%% the cutover (the old instance, if any, has stopped, so it wrote its
-%% count while it drained), then takes the key and deletes it, so that no
-%% count is added twice. A unit restarted by systemd finds its own count.
-inherit(Unit) ->
-    case beam_control:cutover(Unit) of
-        {ok, _Peers} ->
-            case beam_control:get_handoff(?COUNT_KEY) of
-                {ok, V} ->
-                    N = binary_to_integer(V),
-                    ok = beam_counter:add(N),
-                    ok = beam_control:delete_handoff(?COUNT_KEY),
-                    log("inherited request count ~b", [N]);
-                not_found -> ok;
-                {error, Why} -> log("read the handed-over request count: ~p", [Why])
-            end;
+%% inherit adds the count an earlier instance handed over and deletes
+%% the key, so that no count is added twice. The main process calls it
+%% once the cutover came (the old instance has stopped, so it wrote its
+%% count while it drained), or at the latest when this instance drains
+%% (a swap ends only once its old instance stopped, and one swap runs at a
+%% time: whoever wrote the key is gone by then). A unit restarted by
+%% systemd finds its own count. It returns whether the count was taken.
+inherit() ->
+    case beam_control:get_handoff(?COUNT_KEY) of
+        {ok, V} ->
+            N = binary_to_integer(V),
+            ok = beam_counter:add(N),
+            case beam_control:delete_handoff(?COUNT_KEY) of
+                ok -> ok;
+                {error, Why} -> log("delete the handed-over request count: ~p", [Why])
+            end,
+            log("inherited request count ~b", [N]),
+            true;
+        not_found ->
+            true;
         {error, Why} ->
-            log("no cutover notice; not inheriting the request count: ~p", [Why])
+            log("read the handed-over request count: ~p", [Why]),
+            false
     end.
 
 %% handover writes the count for the next instance.

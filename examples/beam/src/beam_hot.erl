@@ -3,27 +3,27 @@
 %% release's changed modules from its ebin directory into this very VM,
 %% has the counter's state carried over by code_change/3, and reports.
 -module(beam_hot).
--export([start/1, poll/1, load/2]).
+-export([start/1, poll/2, load/2]).
 
 %% The poll answers within 10 minutes (204: poll again).
 -define(POLL_TIMEOUT, 11 * 60000).
 
-start(Unit) -> spawn(?MODULE, poll, [Unit]).
+start(Unit) -> spawn(?MODULE, poll, [Unit, 0]).
 
 %% poll waits for one order, carries it out and polls again (a fully
-%% qualified call: the loop runs the newest code of this module).
-poll(Unit) ->
-    case beam_control:request(get, ["/v1/hot/wait?", uri_string:compose_query([{"unit", Unit}])], <<>>, ?POLL_TIMEOUT) of
-        {ok, 204, _} -> ok;
-        {ok, 200, Body} -> order(Body);
-        {ok, Status, Body} ->
-            beam:log("hot-upgrade poll answered ~b: ~s; polling again in 1 s", [Status, Body]),
-            timer:sleep(1000);
-        {error, Why} -> % the parent restarts, say
-            beam:log("hot-upgrade poll: ~p; polling again in 1 s", [Why]),
-            timer:sleep(1000)
-    end,
-    ?MODULE:poll(Unit).
+%% qualified call: the loop runs the newest code of this module). After a
+%% failed poll (the parent restarts, say) it polls again a second later,
+%% and says so on the first failure and then every minute.
+poll(Unit, Failed) ->
+    Answer = beam_control:request(get, ["/v1/hot/wait?", uri_string:compose_query([{"unit", Unit}])], <<>>, ?POLL_TIMEOUT),
+    case Answer of
+        {ok, 204, _} -> ?MODULE:poll(Unit, 0);
+        {ok, 200, Body} -> order(Body), ?MODULE:poll(Unit, 0);
+        _ ->
+            Failed rem 60 =:= 0 andalso beam:log("hot-upgrade poll failed: ~p; polling again every second", [Answer]),
+            timer:sleep(1000),
+            ?MODULE:poll(Unit, Failed + 1)
+    end.
 
 order(Body) ->
     case beam_json:decode(Body) of
