@@ -3,6 +3,7 @@ package beamdeploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -10,22 +11,26 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
-// EnvReadyFD names the pipe a process started by a hot upgrade writes to
-// once it is ready; [Ready] does it.
-const EnvReadyFD = "BEAMDEPLOY_READY_FD"
+// EnvSuccessor is set (to "1") in a process started by a hot upgrade
+// until it is ready: [Ready] then makes it the unit's main process
+// (MAINPID=) and unsets it. See docs/protocol.md.
+const EnvSuccessor = "BEAMDEPLOY_SUCCESSOR"
 
-// HotUpgrades registers the process for in-place hot upgrades
-// (beamdeploy hot-upgrade APP TARBALL) and returns a context derived from
-// ctx that is also done once a new process has taken over the unit. Pass
-// that context to [Serve]: the old process then drains and exits, like on
-// SIGTERM.
+// HotUpgrades registers the process for hot upgrades (beamdeploy
+// hot-upgrade APP TARBALL) in the successor mode of docs/protocol.md and
+// returns a context derived from ctx that is also done once a new process
+// has taken over the unit. Pass that context to [Serve]: the old process
+// then drains and exits, like on SIGTERM.
 //
 // On an order from the parent, the process starts the new release's
-// binary in the same unit with the same listening sockets (LISTEN_FDS)
-// and a readiness pipe; the new process's [Ready] makes it the unit's main
-// process (MAINPID=) and signals the pipe. A new process that exits or is
-// not ready in time is killed and this process goes on serving. Outside
-// beamdeploy, HotUpgrades returns ctx and does nothing else.
+// command in the same unit with the same listening sockets (LISTEN_FDS)
+// and reports its pid; the new process's [Ready] makes it the unit's main
+// process (MAINPID= and READY=1), and the parent tells this process to go
+// once systemd shows it. A new process that exits or is not ready in time
+// is stopped, and this process takes the unit back and goes on serving.
+// Orders for the in-place mode (a release declaring "hot": "in_place") are
+// refused: a Go binary cannot load new code. Outside beamdeploy,
+// HotUpgrades returns ctx and does nothing else.
 func HotUpgrades(ctx context.Context) context.Context {
 	c, err := parent()
 	if err != nil {
@@ -41,30 +46,40 @@ func HotUpgrades(ctx context.Context) context.Context {
 				sleep(ctx, time.Second) // the parent restarts; wait for it
 				continue
 			}
-			pid, err := startSuccessor(ctx, order)
-			rep := control.HotReport{ID: order.ID, OK: err == nil, PID: pid}
-			if err != nil {
-				rep.Error = err.Error()
-			}
-			v, rerr := c.HotReport(ctx, rep)
-			switch {
-			case err != nil:
-				continue // the successor is gone; go on serving
-			case rerr != nil || v.Proceed:
-				// The successor is ready and told systemd it is the main
-				// process; without a verdict, trust that.
+			if handOver(ctx, c, order) {
 				handedOver.Store(true)
 				cancel()
 				return
-			default:
-				// The successor already told systemd it is the main process:
-				// take that back before it goes, or the unit goes with it.
-				reclaimMain()
-				killSuccessor(pid)
 			}
 		}
 	}()
 	return ctx
+}
+
+// handOver carries out order and reports; true once the successor has
+// taken over the unit.
+func handOver(ctx context.Context, c *control.Client, order control.HotOrder) bool {
+	if order.Mode != "" && order.Mode != control.HotSuccessor {
+		_, _ = c.HotReport(ctx, control.HotReport{ID: order.ID, Error: fmt.Sprintf( // nothing else to do: the parent gives up
+			"%v: the Go SDK does %q hot upgrades only, not %q; declare \"hot\": %q (or nothing) in beamdeploy.json",
+			errSuccessor, control.HotSuccessor, order.Mode, control.HotSuccessor)})
+		return false
+	}
+	s, err := startSuccessor(order)
+	if err != nil {
+		_, _ = c.HotReport(ctx, control.HotReport{ID: order.ID, Error: err.Error()}) // the parent gives up either way
+		return false
+	}
+	v, err := c.HotReport(ctx, control.HotReport{ID: order.ID, OK: true, PID: s.pid})
+	if err == nil && v.Proceed {
+		return true
+	}
+	// Refused, or no verdict (the parent went away): the successor may
+	// have told systemd it is the main process already. Take the unit
+	// back before it goes, or the unit goes with it.
+	reclaimMain()
+	s.stop(order.Drain)
+	return false
 }
 
 // reclaimMain makes this process the unit's main process again (MAINPID=),
@@ -80,21 +95,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-// readyFD returns the readiness pipe of a process started by a hot
-// upgrade, and forgets it, or -1.
-func readyFD() int {
-	v, ok := os.LookupEnv(EnvReadyFD)
-	if !ok {
-		return -1
-	}
-	_ = os.Unsetenv(EnvReadyFD) // children must not write to it
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return -1
-	}
-	return fd
 }
 
 // errSuccessor wraps why a successor did not take over.

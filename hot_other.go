@@ -3,17 +3,17 @@
 package beamdeploy
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
-func startSuccessor(context.Context, control.HotOrder) (int, error) {
-	return 0, fmt.Errorf("%w: %w", errSuccessor, errors.ErrUnsupported)
+type successor struct{ pid int }
+
+func startSuccessor(control.HotOrder) (*successor, error) {
+	return nil, fmt.Errorf("%w: %w", errSuccessor, errors.ErrUnsupported)
 }
 
-func killSuccessor(int) {}
-
-func successorReady(int) error { return errors.ErrUnsupported }
+func (*successor) stop(time.Duration) {}

@@ -15,12 +15,13 @@ import (
 // wait in the kernel backlog. Ready returns nil without doing anything when
 // NOTIFY_SOCKET is unset.
 //
-// In a process started by a hot upgrade (see [HotUpgrades]) Ready also
-// makes the process the unit's main process (MAINPID=) and tells the old
-// process, which then drains and exits.
+// In a process started by a hot upgrade ([EnvSuccessor] set, see
+// [HotUpgrades]) Ready also makes the process the unit's main process
+// (MAINPID=); the parent then tells the old process to drain and exit.
 func Ready() error {
-	if fd := readyFD(); fd >= 0 {
-		return successorReady(fd)
+	if _, ok := os.LookupEnv(EnvSuccessor); ok {
+		_ = os.Unsetenv(EnvSuccessor) // cannot fail for a valid key; children are no successors
+		return notify("ready", fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid()))
 	}
 	return notify("ready", daemon.SdNotifyReady)
 }
@@ -49,7 +50,7 @@ func notify(what, state string) error {
 	if handedOver.Load() {
 		return nil
 	}
-	if _, successor := os.LookupEnv(EnvReadyFD); successor {
+	if _, successor := os.LookupEnv(EnvSuccessor); successor {
 		return nil // not the unit's main process before Ready: STOPPING=1 would stop the unit
 	}
 	if _, err := daemon.SdNotify(false, state); err != nil {

@@ -68,3 +68,17 @@ func TestNotifyNoListener(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "notify ready")
 }
+
+func TestReadyInSuccessor(t *testing.T) {
+	conn := listenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
+	t.Setenv(EnvSuccessor, "1")
+
+	require.NoError(t, Stopping())
+	require.NoError(t, Ready())
+	assert.Equal(t, fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid()), readNotify(t, conn),
+		"nothing before Ready (STOPPING=1 would stop the unit), then MAINPID= with READY=1")
+	_, set := os.LookupEnv(EnvSuccessor)
+	assert.False(t, set, "unset: children are no successors")
+	require.NoError(t, Ready())
+	assert.Equal(t, "READY=1", readNotify(t, conn), "a second Ready is an ordinary one")
+}

@@ -23,7 +23,8 @@ func execCommand(g *globals) *cli.Command {
 		Usage:  "take APP's listening sockets from systemd (>= 257) or its parent and exec COMMAND with them (instance units run this)",
 		UsageText: "beamdeploy exec APP [--handover] -- COMMAND [ARG]...\n\n" +
 			"Restarted after a hot upgrade, it runs the hot-upgraded release instead of COMMAND.\n" +
-			"--handover: started by a hot upgrade with the listeners at fd 3 on (LISTEN_FDS).",
+			"--handover: started by a hot upgrade (successor mode) with the listeners at fd 3 on (LISTEN_FDS);\n" +
+			"sets LISTEN_PID to its own pid and BEAMDEPLOY_SUCCESSOR=1 (see docs/protocol.md).",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "handover", Usage: "take the listeners from the old process of a hot upgrade"}},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
@@ -39,8 +40,10 @@ func execCommand(g *globals) *cli.Command {
 			}
 			if c.Bool("handover") {
 				// The old process passed the listeners at 3, 4, ... and could
-				// not know this pid.
+				// not know this pid. The app must make itself the main process
+				// when it is ready (MAINPID=).
 				_ = os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())) // cannot fail for a valid key
+				_ = os.Setenv("BEAMDEPLOY_SUCCESSOR", "1")             // likewise
 				fds, err := sockact.Inherited()
 				if err != nil {
 					return fmt.Errorf("take over the listening sockets of %s: %w", app, err)

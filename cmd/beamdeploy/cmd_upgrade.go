@@ -41,17 +41,22 @@ func upgradeCommand(g *globals) *cli.Command {
 func hotUpgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "hot-upgrade",
-		Usage:     "stage a release tarball and hand APP's running instance over to it in place",
+		Usage:     "stage a release tarball and upgrade APP's running instance to it in place (successor or in-place)",
 		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT] [--detach]",
-		Description: "No second instance: the active instance's process starts the new release's binary\n" +
-			"in the same unit (same unit name, cgroup and resource limits) with the same\n" +
-			"listening sockets; once the new process sent READY=1 it becomes the unit's main\n" +
-			"process and the old one drains and exits. Needs an app that calls\n" +
-			"beamdeploy.HotUpgrades (Go SDK) and both releases declaring the same \"compat\" key\n" +
-			"in beamdeploy.json; anything else is refused before the running process is\n" +
-			"touched (use upgrade instead). If the new process exits or is not ready within\n" +
-			"ready_timeout it is stopped (SIGTERM, then SIGKILL after drain_timeout) and the\n" +
-			"old one keeps serving (exit 3). Returns once the old process is gone. A later\n" +
+		Description: "No second instance: the active instance is upgraded inside its unit (same unit\n" +
+			"name, cgroup and resource limits), in the mode the running release declares in\n" +
+			"beamdeploy.json (\"hot\"): successor (default): its process starts the new release\n" +
+			"with the same listening sockets; once the new process sent MAINPID= and READY=1\n" +
+			"it is the unit's main process and the old one drains and exits (Go SDK:\n" +
+			"beamdeploy.HotUpgrades). in_place: the process loads the new release's code\n" +
+			"itself (RELOADING=1 ... READY=1) and keeps its pid. Needs an app that polls for\n" +
+			"hot-upgrade orders (docs/protocol.md) and both releases declaring the same\n" +
+			"\"compat\" key and \"hot\" mode; anything else is refused before the running\n" +
+			"process is touched (use upgrade instead). If the new process exits or is not\n" +
+			"ready within ready_timeout it is stopped (SIGTERM, then SIGKILL after\n" +
+			"drain_timeout) and the old one keeps serving (exit 3); if the new code does not\n" +
+			"load in place, the app's message is shown and the old code keeps serving (exit 3).\n" +
+			"Returns once the old process is gone (successor) or the code is loaded. A later\n" +
 			"restart of the unit runs the hot-upgraded release.\n" + swapSignalsHelp + "\n" +
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,

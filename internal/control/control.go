@@ -237,6 +237,8 @@ type ReleaseInfo struct {
 	SHA256     string    `json:"sha256"`
 	StagedAt   time.Time `json:"staged_at"`
 	DeployedAt time.Time `json:"deployed_at,omitzero"`
+	Compat     string    `json:"compat,omitempty"` // the manifest's compat key
+	Hot        string    `json:"hot,omitempty"`    // hot upgrade mode (HotSuccessor, HotInPlace) when Compat is set
 }
 
 // Releases answers GET /v1/releases, oldest staged first.

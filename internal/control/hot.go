@@ -12,16 +12,26 @@ import (
 	"time"
 )
 
-// Hot upgrades: the CLI posts a tarball to PathHotUpgrade; the parent
-// stages it, checks it, and hands a HotOrder to the active instance, whose
-// SDK waits for one on PathHotWait. The instance starts the new process,
-// waits until it is ready and reports on PathHotReport; the parent answers
-// with a HotVerdict once systemd has made the new process the unit's main
-// process.
+// Hot upgrades (docs/protocol.md): the CLI posts a tarball to
+// PathHotUpgrade; the parent stages it, checks it, and hands a HotOrder to
+// the active instance, which waits for one on PathHotWait. In mode
+// HotSuccessor the instance starts the new process and reports its pid on
+// PathHotReport; the parent answers with a HotVerdict once systemd has made
+// that process the unit's main process. In mode HotInPlace the instance
+// loads the new release itself (RELOADING=1 ... READY=1) and reports its
+// own pid; the parent answers once the unit is active again with the same
+// main process.
 const (
 	PathHotUpgrade = "/v1/hot-upgrade" // POST, like PathUpgrade
 	PathHotWait    = "/v1/hot/wait"    // GET ?unit=UNIT, long poll; answers a HotOrder, or 204 No Content: poll again
 	PathHotReport  = "/v1/hot/report"  // POST HotReport; answers a HotVerdict
+)
+
+// The hot upgrade modes a release declares in its manifest ("hot") and a
+// HotOrder carries.
+const (
+	HotSuccessor = "successor" // the running process starts the new release, which takes over the unit
+	HotInPlace   = "in_place"  // the running process loads the new release's code itself
 )
 
 // TypeHotOrder is the message type of a HotOrder.
@@ -39,10 +49,11 @@ type HotOrder struct {
 	MessageType string        `json:"message_type"` // TypeHotOrder
 	ID          string        `json:"id"`
 	Release     string        `json:"release"`
-	Argv        []string      `json:"argv"`       // absolute path first
-	Dir         string        `json:"dir"`        // working directory
+	Mode        string        `json:"mode"`       // HotSuccessor or HotInPlace
+	Argv        []string      `json:"argv"`       // HotSuccessor: the command to start, absolute path first
+	Dir         string        `json:"dir"`        // the new release's directory (working directory of Argv)
 	Env         []string      `json:"env"`        // KEY=value set on top of the instance's environment
-	Timeout     time.Duration `json:"timeout_ns"` // to become ready
+	Timeout     time.Duration `json:"timeout_ns"` // to become ready (successor) or to load (in place)
 	Drain       time.Duration `json:"drain_ns"`   // to exit after SIGTERM when it did not
 }
 
@@ -50,7 +61,7 @@ type HotOrder struct {
 type HotReport struct {
 	ID    string `json:"id"`
 	OK    bool   `json:"ok"`
-	PID   int    `json:"pid,omitempty"`   // the new process
+	PID   int    `json:"pid,omitempty"`   // the new process (HotSuccessor), the reporting one (HotInPlace)
 	Error string `json:"error,omitempty"` // why not
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
-	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
@@ -25,10 +24,6 @@ var errHotUnsupported = errors.New("hot upgrade not possible")
 // registerWait is how long a hot upgrade waits for the instance's poll:
 // the SDK polls again right after an order or a parent restart.
 const registerWait = 3 * time.Second
-
-// mainPIDWait bounds how long the parent waits for systemd to make the new
-// process the unit's main process after it sent MAINPID=.
-const mainPIDWait = 5 * time.Second
 
 // hotJob is one hot upgrade order on its way to an instance.
 type hotJob struct {
@@ -178,110 +173,15 @@ func (s *server) hotUpgrade(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return "", err
 		}
-		if err := s.compatible(active.Release, rel); err != nil {
+		cur, err := s.releases.Get(active.Release)
+		if err != nil {
+			return "", fmt.Errorf("%w: read the running release %s: %w", errHotUnsupported, active.Release, err)
+		}
+		if err := hotCompatible(s.app, cur, rel); err != nil {
 			return "", err
 		}
 		return rel.Version, nil
 	}}, func() { unpin() })
-}
-
-// compatible applies the hot upgrade rule: both releases declare the same
-// compat key in their manifest. (Staging already refused a binary for
-// another architecture than this host's, which the running one is for.)
-func (s *server) compatible(running string, next release.Release) error {
-	cur, err := s.releases.Get(running)
-	if err != nil {
-		return fmt.Errorf("%w: read the running release %s: %w", errHotUnsupported, running, err)
-	}
-	hint := fmt.Sprintf("; swap to it with: beamdeploy upgrade %s (a new instance beside the old one)", s.app)
-	switch {
-	case next.Compat == "":
-		return fmt.Errorf("%w: release %s declares no \"compat\" key in %s%s", errHotUnsupported, next.Version, release.ManifestFile, hint)
-	case cur.Compat == "":
-		return fmt.Errorf("%w: the running release %s declares no \"compat\" key in %s%s", errHotUnsupported, cur.Version, release.ManifestFile, hint)
-	case cur.Compat != next.Compat:
-		return fmt.Errorf("%w: release %s has compat key %q, the running release %s has %q%s", errHotUnsupported,
-			next.Version, next.Compat, cur.Version, cur.Compat, hint)
-	}
-	return nil
-}
-
-// Handover implements swap.Runtime: it orders the process serving inst to
-// start the new release in its unit and waits until systemd has made the
-// new process the unit's main process.
-func (r *instances) Handover(ctx context.Context, inst swap.Instance, version string) (swap.Instance, error) {
-	rel, err := r.releases.Get(version)
-	if err != nil {
-		return inst, fmt.Errorf("release %s: %w", version, err)
-	}
-	argv := r.command(rel)
-	env := []string{"BEAMDEPLOY_RELEASE=" + version}
-	job := &hotJob{
-		unit: inst.Unit,
-		order: control.HotOrder{MessageType: control.TypeHotOrder, ID: swap.IDFromContext(ctx), Release: version,
-			Argv: append([]string{r.self, "exec", r.app, "--handover", "--"}, argv...), Dir: rel.Dir, Env: env, Timeout: r.cfg.Ready(), Drain: r.cfg.Drain()},
-		report:  make(chan control.HotReport, 1),
-		verdict: make(chan control.HotVerdict, 1),
-	}
-	if !r.hot.dispatch(ctx, inst.Unit, job) {
-		return inst, fmt.Errorf("%w: %s (pid %d) does not accept hot upgrades: its app does not call beamdeploy.HotUpgrades (Go SDK); use: beamdeploy upgrade %s TARBALL",
-			errHotUnsupported, inst.Unit, inst.PID, r.app)
-	}
-	defer r.hot.done(job.order.ID)
-	// Every path answers the instance (verdict is buffered): it waits for
-	// the answer before it takes the next order.
-	var rep control.HotReport
-	select {
-	case rep = <-job.report:
-	case <-time.After(job.order.Timeout + 10*time.Second):
-		job.verdict <- control.HotVerdict{Error: "too late"}
-		return inst, fmt.Errorf("%s did not report on the hot upgrade within %s", inst.Unit, job.order.Timeout+10*time.Second)
-	case <-ctx.Done():
-		job.verdict <- control.HotVerdict{Error: "hot upgrade cancelled"}
-		return inst, fmt.Errorf("hot upgrade of %s: %w", inst.Unit, ctx.Err())
-	}
-	if !rep.OK {
-		job.verdict <- control.HotVerdict{Error: rep.Error}
-		return inst, fmt.Errorf("the new process did not take over %s (the old one keeps serving): %s; see: journalctl -u %s", inst.Unit, rep.Error, inst.Unit)
-	}
-	if err := r.waitMainPID(ctx, inst.Unit, rep.PID); err != nil {
-		job.verdict <- control.HotVerdict{Error: err.Error()}
-		return inst, err
-	}
-	// From here on the new process is the unit's main process: the old one
-	// must go whatever else happens.
-	next := inst
-	next.PID, next.Release, next.Since = rep.PID, version, time.Now().UTC()
-	if err := writeHotFile(r.paths, r.app, HotRecord{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
-		r.log.Error("could not record the hot-upgraded release; a restart of the unit would run the old one", "unit", inst.Unit, "old_release", inst.Release, "err", err)
-	}
-	job.verdict <- control.HotVerdict{Proceed: true}
-	// Like a blue-green swap, return once the old process is gone: what the
-	// caller does next meets the new release only.
-	if err := waitExit(ctx, inst.PID, r.cfg.Drain()+5*time.Second); err != nil {
-		r.log.Warn("the old process of a hot upgrade is still there", "unit", inst.Unit, "pid", inst.PID, "err", err)
-	}
-	return next, nil
-}
-
-// waitExit waits until process pid is gone, at most within.
-func waitExit(ctx context.Context, pid int, within time.Duration) error {
-	if err := pollUntil(ctx, within, func(context.Context) bool { return !processAlive(pid) }); err != nil {
-		return fmt.Errorf("pid %d did not exit: %w", pid, err)
-	}
-	return nil
-}
-
-// waitMainPID waits until systemd reports pid as unit's main process.
-func (r *instances) waitMainPID(ctx context.Context, unit string, pid int) error {
-	err := pollUntil(ctx, mainPIDWait, func(ctx context.Context) bool {
-		u, err := r.units.Unit(ctx, unit)
-		return err == nil && u.MainPID == pid
-	})
-	if err != nil {
-		return fmt.Errorf("systemd did not make pid %d the main process of %s within %s (did it send MAINPID= with NotifyAccess=all?)", pid, unit, mainPIDWait)
-	}
-	return nil
 }
 
 // pollUntil checks done every 20 ms until it is true, and fails with the

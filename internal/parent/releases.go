@@ -118,7 +118,10 @@ func (s *server) releasesHandler(w http.ResponseWriter, _ *http.Request) {
 	prev := previousRelease(deployed, active)
 	out := control.Releases{MessageType: control.TypeReleases, Releases: []control.ReleaseInfo{}}
 	for _, r := range rels {
-		info := control.ReleaseInfo{Version: r.Version, Size: r.Size, Files: r.Files, SHA256: r.SHA256, StagedAt: r.StagedAt, State: StateAvailable}
+		info := control.ReleaseInfo{Version: r.Version, Size: r.Size, Files: r.Files, SHA256: r.SHA256, StagedAt: r.StagedAt, State: StateAvailable, Compat: r.Compat}
+		if r.Compat != "" {
+			info.Hot = r.HotMode()
+		}
 		if t, ok := deployed[r.Version]; ok {
 			info.DeployedAt = t
 		}

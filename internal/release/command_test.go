@@ -68,20 +68,24 @@ func TestStageManifest(t *testing.T) {
 	native := string(nativeELF(t))
 	sb := newSandbox(t)
 	rel, err := sb.stage(t, "app-2.0.0.tar.gz", tgz(t,
-		ent{name: "beamdeploy.json", body: `{"version":"2.0.0","command":["bin/other","-v"],"compat":"v2"}`},
+		ent{name: "beamdeploy.json", body: `{"version":"2.0.0","command":["bin/other","-v"],"compat":"v2","hot":"in_place"}`},
 		ent{name: "bin/other", body: native, mode: 0o755}), StageOptions{Command: "bin/app"})
 	require.NoError(t, err, "the manifest's command is checked, not the config's")
 	assert.Equal(t, []string{"bin/other", "-v"}, rel.Command)
 	assert.Equal(t, "v2", rel.Compat)
+	assert.Equal(t, "in_place", rel.HotMode())
 	got, err := sb.store.Get("2.0.0")
 	require.NoError(t, err)
 	assert.Equal(t, rel.Command, got.Command, "kept in the release metadata")
+	assert.Equal(t, "in_place", got.Hot, "kept in the release metadata")
+	assert.Equal(t, "successor", Release{}.HotMode(), "the default mode")
 
 	for name, manifest := range map[string]string{
 		"version mismatch": `{"version":"9.9.9"}`,
 		"absolute command": `{"command":["/bin/sh"]}`,
 		"escaping command": `{"command":["../x"]}`,
 		"unknown field":    `{"versoin":"2.0.0"}`,
+		"unknown hot mode": `{"compat":"v2","hot":"inplace"}`,
 		"not json":         `version: 2`,
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
 // ManifestFile is the optional manifest at a release root. It may set:
@@ -18,7 +20,10 @@ import (
 //	  "command": ["bin/app", "-flag"], // the app's command for this release,
 //	                                   // relative to the release root;
 //	                                   // overrides the app config's exec
-//	  "compat": "v2"                   // compatibility key (hot upgrades)
+//	  "compat": "v2",                  // compatibility key (hot upgrades)
+//	  "hot": "in_place"                // how it is hot-upgraded: "successor"
+//	                                   // (the default) or "in_place"; see
+//	                                   // docs/protocol.md
 //	}
 const ManifestFile = "beamdeploy.json"
 
@@ -30,6 +35,7 @@ type Manifest struct {
 	Version string   `json:"version,omitempty"`
 	Command []string `json:"command,omitempty"`
 	Compat  string   `json:"compat,omitempty"`
+	Hot     string   `json:"hot,omitempty"`
 }
 
 // readManifest reads and validates the manifest of the tree at dir for a
@@ -60,6 +66,12 @@ func readManifest(dir, version string) (Manifest, error) {
 func (m Manifest) validate(version string) error {
 	if m.Version != "" && m.Version != version {
 		return fmt.Errorf("%w: %s says version %q but the tarball is named for %q", ErrInvalidRelease, ManifestFile, m.Version, version)
+	}
+	switch m.Hot {
+	case "", control.HotSuccessor, control.HotInPlace:
+	default:
+		return fmt.Errorf("%w: %s: hot is %q; use %q (the running process starts the new release) or %q (it loads the new code itself)",
+			ErrInvalidRelease, ManifestFile, m.Hot, control.HotSuccessor, control.HotInPlace)
 	}
 	if len(m.Command) > 0 {
 		c := m.Command[0]

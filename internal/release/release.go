@@ -3,6 +3,8 @@ package release
 import (
 	"errors"
 	"time"
+
+	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
 // Defaults used for the zero fields of [Limits], and the free-space floor
@@ -104,9 +106,10 @@ type Release struct {
 	Size     int64     // total size of regular file contents
 	Files    int       // number of regular files
 	StagedAt time.Time // when the release was staged
-	// Command and Compat come from the release's optional ManifestFile.
+	// Command, Compat and Hot come from the release's optional ManifestFile.
 	Command []string
 	Compat  string
+	Hot     string // hot upgrade mode as declared; see [Release.HotMode]
 	// Reused is set by [Store.Stage] when the version was already staged
 	// with the same sha256 and nothing was extracted.
 	Reused bool
@@ -146,4 +149,13 @@ type StageOptions struct {
 	// the release is refused unless it passes CheckCommand. Checked only
 	// when the release is extracted, not when an identical one is reused.
 	Command string
+}
+
+// HotMode is how the release is hot-upgraded: the manifest's "hot", or
+// control.HotSuccessor when it declares none.
+func (r Release) HotMode() string {
+	if r.Hot == "" {
+		return control.HotSuccessor
+	}
+	return r.Hot
 }

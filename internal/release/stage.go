@@ -125,7 +125,7 @@ func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Relea
 	if err != nil {
 		return Release{}, err
 	}
-	rel.Command, rel.Compat = m.Command, m.Compat
+	rel.Command, rel.Compat, rel.Hot = m.Command, m.Compat, m.Hot
 	command := opts.Command
 	if len(m.Command) > 0 {
 		command = m.Command[0]

@@ -33,6 +33,7 @@ type metadata struct {
 	StagedAt time.Time `json:"staged_at"`
 	Command  []string  `json:"command,omitempty"`
 	Compat   string    `json:"compat,omitempty"`
+	Hot      string    `json:"hot,omitempty"`
 }
 
 func (s *Store) releasesPath() string { return filepath.Join(s.Dir, releasesDir) }
@@ -68,7 +69,7 @@ func (s *Store) load(version string) (Release, error) {
 		return Release{}, fmt.Errorf("%w: release %s: invalid %s/%s", ErrCorrupt, version, metaDir, metaFile)
 	}
 	return Release{App: m.App, Version: m.Version, Dir: dir, SHA256: m.SHA256,
-		Size: m.Size, Files: m.Files, StagedAt: m.StagedAt, Command: m.Command, Compat: m.Compat}, nil
+		Size: m.Size, Files: m.Files, StagedAt: m.StagedAt, Command: m.Command, Compat: m.Compat, Hot: m.Hot}, nil
 }
 
 func readMetadata(dir string) (metadata, error) {
@@ -93,7 +94,7 @@ func readMetadata(dir string) (metadata, error) {
 // release root dir and fsyncs both directories.
 func writeMetadata(dir string, rel Release) error {
 	data, err := json.MarshalIndent(metadata{App: rel.App, Version: rel.Version, SHA256: rel.SHA256,
-		Size: rel.Size, Files: rel.Files, StagedAt: rel.StagedAt, Command: rel.Command, Compat: rel.Compat}, "", "  ")
+		Size: rel.Size, Files: rel.Files, StagedAt: rel.StagedAt, Command: rel.Command, Compat: rel.Compat, Hot: rel.Hot}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode metadata: %w", err)
 	}

@@ -184,7 +184,11 @@ func (r *run) hot(ctx context.Context, req Request) error {
 	m.mu.Lock()
 	m.active = clone(&next)
 	m.mu.Unlock()
-	r.emit(PhaseHandover, next.Unit, release, "pid %d replaced pid %d in %s; handover done (old process gone) in %s", next.PID, old.PID, next.Unit, r.res.Ready.Round(time.Millisecond))
+	if next.PID == old.PID {
+		r.emit(PhaseHandover, next.Unit, release, "pid %d loaded release %s in place in %s in %s", next.PID, release, next.Unit, r.res.Ready.Round(time.Millisecond))
+	} else {
+		r.emit(PhaseHandover, next.Unit, release, "pid %d replaced pid %d in %s; handover done (old process gone) in %s", next.PID, old.PID, next.Unit, r.res.Ready.Round(time.Millisecond))
+	}
 	return nil
 }
 

@@ -51,10 +51,12 @@ type Runtime interface {
 	// at the end of the settle window.
 	Check(ctx context.Context, inst Instance) error
 	// Handover has the process serving inst hand its unit over to a new
-	// process running release (a hot upgrade) and returns inst as it is
-	// afterwards: same unit, new PID and release. It returns once the old
-	// process is gone (Result.Ready measures the whole handover). On error
-	// inst is unchanged and its old process still serves.
+	// process running release, or load release itself (a hot upgrade), and
+	// returns inst as it is afterwards: same unit, new release, a new PID
+	// (successor) or the same (in place). It returns once the old process
+	// is gone, or the code is loaded (Result.Ready measures the whole
+	// handover). On error inst is unchanged and its old process still
+	// serves its old code.
 	Handover(ctx context.Context, inst Instance, release string) (Instance, error)
 }
 
