@@ -101,8 +101,8 @@ loop(#{lsock := LSock, procs := Procs} = S) ->
             exit(Why)
     end.
 
-%% drain is the Go SDK's Serve drain: STOPPING=1; close (never shutdown)
-%% the shared listening socket; requests in flight finish; further
+%% drain is the Go SDK's Serve drain: STOPPING=1; stop accepting on the
+%% shared listening socket (never shutdown(2) it); requests in flight finish; further
 %% responses close their connection; idle keep-alive connections stay open
 %% until their client uses or closes them, or until the drain deadline.
 %% Then the count goes to the handoff store and the VM exits 0.
@@ -111,11 +111,16 @@ drain(#{lsock := LSock, procs := Procs, inherited := Inherited}) ->
     log("SIGTERM: draining ~b connections, at most ~b ms", [maps:size(Procs) - ?ACCEPTORS, Timeout]),
     _ = beam_notify:notify("STOPPING=1"),
     beam_http:drain(),
-    ok = socket:close(LSock),
+    %% Stop accepting, but do not close the listening socket: OTP's
+    %% socket:close/1 puts a socket in blocking mode before it closes it,
+    %% and the mode is shared with every process holding the socket (the
+    %% next instance would block in accept). It closes when the VM exits.
+    [Pid ! stop || {Pid, acceptor} <- maps:to_list(Procs)],
     Cut = wait_conns(Procs, erlang:monotonic_time(millisecond) + Timeout),
     Cut > 0 andalso log("drain deadline: cut ~b requests in flight", [Cut]),
     Inherited orelse inherit(),
     managed() andalso handover(),
+    _ = LSock, % held open until here
     erlang:halt(0).
 
 wait_conns(Procs, _Deadline) when map_size(Procs) =:= 0 -> 0;

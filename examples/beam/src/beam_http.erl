@@ -27,15 +27,24 @@ draining() -> persistent_term:get({?MODULE, draining}, false).
 %% acceptor accepts one connection on LSock, tells Owner ({accepted,
 %% self()}: the owner starts the next acceptor and watches this process as
 %% a connection), then serves it; Handler(Req) answers each request. It
-%% ends when the listening socket is closed.
-acceptor(LSock, {Owner, Handler}) ->
-    case socket:accept(LSock) of
+%% ends when it gets stop while it waits for a connection. It waits with a
+%% select, not in accept itself, so that stop never meets a connection
+%% accepted and not yet served: a connection it did not accept stays in
+%% the shared socket's queue for another process.
+acceptor(LSock, {Owner, Handler} = Arg) ->
+    case socket:accept(LSock, nowait) of
         {ok, S} ->
             Owner ! {accepted, self()},
             ets:insert(?CONNS, {self(), idle}),
             serve(S, <<>>, Handler);
-        {error, _} ->
-            ok % closed: the drain began
+        {select, {select_info, _, Handle} = Info} ->
+            receive
+                {'$socket', LSock, select, Handle} -> acceptor(LSock, Arg);
+                stop -> _ = socket:cancel(LSock, Info), ok
+            end;
+        {error, Why} -> % say emfile: let connections end, try again
+            beam:log("accept: ~p; trying again in 100 ms", [Why]),
+            receive stop -> ok after 100 -> acceptor(LSock, Arg) end
     end.
 
 serve(S, Buf, Handler) ->
