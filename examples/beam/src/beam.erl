@@ -109,8 +109,8 @@ loop(#{lsock := LSock, procs := Procs} = S) ->
 drain(#{lsock := LSock, procs := Procs, inherited := Inherited}) ->
     Timeout = drain_timeout(),
     log("SIGTERM: draining ~b connections, at most ~b ms", [maps:size(Procs) - ?ACCEPTORS, Timeout]),
-    _ = beam_notify:notify("STOPPING=1"),
     beam_http:drain(),
+    _ = beam_notify:notify("STOPPING=1"), % after the above: from here on, responses close
     %% Stop accepting, but do not close the listening socket: OTP's
     %% socket:close/1 puts a socket in blocking mode before it closes it,
     %% and the mode is shared with every process holding the socket (the
