@@ -3,7 +3,7 @@
 %% release's changed modules from its ebin directory into this very VM,
 %% has the counter's state carried over by code_change/3, and reports.
 -module(beam_hot).
--export([start/1, poll/2, load/2]).
+-export([start/1, poll/2]).
 
 %% The poll answers within 10 minutes (204: poll again).
 -define(POLL_TIMEOUT, 11 * 60000).
@@ -55,7 +55,13 @@ report(Id, Result, TimeoutNs) ->
         {ok, 200, Verdict} ->
             case beam_json:decode(Verdict) of
                 {ok, #{<<"proceed">> := true}} -> beam:log("hot upgrade ~s done", [Id]);
-                {ok, #{<<"error">> := Err}} -> beam:log("hot upgrade ~s not accepted by the parent: ~s", [Id, Err]);
+                {ok, #{<<"error">> := Err}} when Result =:= ok ->
+                    %% The new code runs, but the parent did not record the
+                    %% release: a restart of the unit would run the old one.
+                    %% This example does not load the old code back.
+                    beam:log("hot upgrade ~s: the new code runs, but the parent did not record it "
+                             "(a restart runs the old release): ~s", [Id, Err]);
+                {ok, #{<<"error">> := Err}} -> beam:log("hot upgrade ~s failed: ~s", [Id, Err]);
                 _ -> beam:log("hot upgrade ~s: unreadable verdict ~s", [Id, Verdict])
             end;
         Other ->
