@@ -15,9 +15,12 @@ build:
 deps:
 	scripts/deps
 
-# make example-release VERSION=1.2.3 → dist/hello-1.2.3.tar.gz with bin/hello
+# make example-release VERSION=1.2.3 → dist/hello-1.2.3.tar.gz with bin/hello;
+# EXAMPLE=beam → dist/beam-1.2.3.tar.gz (Erlang: bin/beam, ebin/); BROKEN=1
+# (beam) → a release whose code fails to load.
+EXAMPLE ?= hello
 example-release:
-	scripts/example-release $(VERSION)
+	EXAMPLE=$(EXAMPLE) BROKEN=$(BROKEN) scripts/example-release $(VERSION)
 
 # A real swap of the example app under load, in a throwaway systemd. The
 # binary is installed in the sandbox's /usr/local/bin (its overlay: the

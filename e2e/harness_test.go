@@ -122,13 +122,20 @@ type app struct {
 	addr string
 }
 
-// newApp runs `beamdeploy init` for a fresh app on its own port.
+// newApp runs `beamdeploy init` for a fresh app of examples/hello on its
+// own port.
 func newApp(t *testing.T, extra ...string) *app {
+	t.Helper()
+	return newAppExec(t, "bin/hello", extra...)
+}
+
+// newAppExec is newApp for an app whose releases run command.
+func newAppExec(t *testing.T, command string, extra ...string) *app {
 	t.Helper()
 	beamtest.RequireSystemd(t)
 	n := appSeq.Add(1)
 	a := &app{t: t, bin: beamdeployBin(t), name: fmt.Sprintf("e2e%d-%d", os.Getpid()%10000, n), addr: fmt.Sprintf("127.0.0.1:%d", 18000+n)}
-	args := append([]string{"init", a.name, "--listen", a.addr, "--exec", "bin/hello", "--drain-timeout", "5s", "--ready-timeout", "10s"}, extra...)
+	args := append([]string{"init", a.name, "--listen", a.addr, "--exec", command, "--drain-timeout", "5s", "--ready-timeout", "10s"}, extra...)
 	out, err := a.run(args...)
 	require.NoError(t, err, out)
 	t.Cleanup(func() {
