@@ -145,9 +145,10 @@ func (r run) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// playbook runs the collection's example playbook with vars; its output
+// playbook runs the collection's example playbook with vars (and
+// ansible-playbook's args); its output
 // goes to a log file in the lab (and to stdout in verbose mode).
-func (l *lab) playbook(ctx context.Context, vars map[string]any) (run, error) {
+func (l *lab) playbook(ctx context.Context, vars map[string]any, args ...string) (run, error) {
 	l.runs++
 	data, err := json.Marshal(vars)
 	if err != nil {
@@ -159,7 +160,7 @@ func (l *lab) playbook(ctx context.Context, vars map[string]any) (run, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ansible-playbook", "beamdeploy.beamdeploy.rolling_upgrade", "-e", "@"+varsFile)
+	cmd := exec.CommandContext(ctx, "ansible-playbook", append([]string{"beamdeploy.beamdeploy.rolling_upgrade", "-e", "@" + varsFile}, args...)...)
 	var buf strings.Builder
 	var w io.Writer = &buf
 	if l.verbose {

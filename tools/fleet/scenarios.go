@@ -82,6 +82,7 @@ func (l *lab) test(ctx context.Context) error {
 	}{
 		{"rolling upgrade of 3 hosts to 1.1.0, serial 1", l.rollingUpgrade},
 		{"the same playbook again: changed=0 on every host, no swap", l.sameAgain},
+		{"1.3.0 in check mode with --diff: each host would swap, none does", l.checkMode},
 		{"1.2.0 crashes at start on h2, rollback_on_failure: true", l.crashWithRollback},
 		{"1.2.0 crashes at start on h2, rollback_on_failure: false", l.crashNoRollback},
 		{`h2 becomes unreachable mid-rollout of 1.3.0, serial [1, "25%", "100%"]`, l.unreachable},
@@ -141,6 +142,44 @@ func (l *lab) sameAgain(ctx context.Context) error {
 	return errors.Join(append(errs, l.expect(ctx, "1.1.0", "1.1.0", "1.1.0"))...)
 }
 
+func (l *lab) checkMode(ctx context.Context) error {
+	before, err := l.lastSwaps(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := l.playbook(ctx, l.vars("1.3.0", nil), "--check", "--diff")
+	if err != nil {
+		return err
+	}
+	if r.rc != 0 {
+		return fmt.Errorf("ansible-playbook --check exited %d:\n%s", r.rc, r.tail(40))
+	}
+	var errs []error
+	if n := strings.Count(r.output, "+release: 1.3.0"); n != 3 {
+		errs = append(errs, fmt.Errorf("the diff shows +release: 1.3.0 %d times, want once per host:\n%s", n, r.tail(40)))
+	}
+	recap, err := parseRecap(r.output)
+	if err != nil {
+		return err
+	}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		if recap[h]["changed"] != 1 {
+			errs = append(errs, fmt.Errorf("%s: changed=%d in check mode, want 1 (the swap it would make)", h, recap[h]["changed"]))
+		}
+	}
+	after, err := l.lastSwaps(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range before {
+		if before[i] != after[i] {
+			errs = append(errs, fmt.Errorf("h%d swapped in check mode: last swap %s, before %s", i+1, after[i], before[i]))
+		}
+	}
+	fmt.Printf("recap: %s; diff -release: 1.1.0 +release: 1.3.0 on each host; no swap\n", recapLine(recap))
+	return errors.Join(append(errs, l.expect(ctx, "1.1.0", "1.1.0", "1.1.0"))...)
+}
+
 // crash rolls out 1.2.0, which crashes at start on h2: the play must stop
 // there, naming h2, with a non-zero exit.
 func (l *lab) crash(ctx context.Context, rollback bool) error {
@@ -166,6 +205,14 @@ func (l *lab) crashWithRollback(ctx context.Context) error {
 	if err := l.crash(ctx, true); err != nil {
 		return err
 	}
+	s, err := l.lastSwap(ctx, 1)
+	if err != nil {
+		return err
+	}
+	if !s.OK || s.Release != "1.1.0" || s.From == nil || s.From.Release != "1.2.0" {
+		return fmt.Errorf("h1's last swap is %s (%+v), want its rollback from 1.2.0 to 1.1.0", s.ID, s)
+	}
+	fmt.Printf("h1 rolled back: swap %s from 1.2.0 to 1.1.0 (%q)\n", s.ID, s.Message)
 	return l.expect(ctx, "1.1.0", "1.1.0", "1.1.0")
 }
 

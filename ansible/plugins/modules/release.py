@@ -287,7 +287,7 @@ def swap(module, bd, app, args, active, releases, before, after, digest):
     if module.check_mode:
         module.exit_json(changed=True, release=after.split("\n")[0].split(": ", 1)[1], old=instance(active), new=None,
                          swap=None, unit=None, pid=None, diff=diff)
-    _, msgs, _ = bd.run(args, "swap %s (beamdeploy %s)" % (app, " ".join(args[:1] + args[2:3])))
+    _, msgs, _ = bd.run(args, "beamdeploy %s %s" % (args[0], app))
     res = None
     for m in msgs:
         if m.get("message_type") == "result":
