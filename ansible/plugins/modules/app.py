@@ -12,12 +12,14 @@ DOCUMENTATION = r"""
 module: app
 short_description: Set up a beamdeploy app (its socket, parent unit and configuration)
 description:
-  - Makes sure the app exists with the given listen addresses, command, user and timeouts:
+  - >-
+    Makes sure the app exists with the given listen addresses, command, user and timeouts:
     C(/etc/beamdeploy/APP.json), C(APP.socket) and C(APP.service), enabled and running
     (C(beamdeploy init)).
   - C(changed) only when the configuration differs. Settings this module does not manage
     (C(hooks), C(keep_releases)) are kept as they are.
-  - Before a change is applied, C(beamdeploy check APP) validates the new configuration and
+  - >-
+    Before a change is applied, C(beamdeploy check APP) validates the new configuration and
     units; when it fails, the previous files are put back and the task fails with check's
     errors. A change is applied by restarting the parent (C(systemctl restart APP)): the
     running instances keep serving and the new settings apply from the next swap. A change

@@ -12,7 +12,8 @@ DOCUMENTATION = r"""
 module: release
 short_description: Make a release of a beamdeploy app the one that serves
 description:
-  - Makes I(version) of the app the I(active) release on the host with a zero-downtime swap
+  - >-
+    Makes I(version) of the app the I(active) release on the host with a zero-downtime swap
     (C(beamdeploy upgrade), or C(beamdeploy hot-upgrade) with I(hot=true)): the new release
     starts next to the old one on the same listening socket, and the old one is drained and
     stopped only once the new one is ready. A release that crashes or never gets ready is
