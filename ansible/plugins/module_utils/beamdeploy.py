@@ -92,7 +92,7 @@ class BeamDeploy(object):
 
     def one(self, args, what, message_type):
         """Run a command that prints one object of message_type; return it."""
-        _, msgs, err = self.run(args, what)
+        msgs, err = self.run(args, what)[1:]
         for m in msgs:
             if m.get("message_type") == message_type:
                 return m

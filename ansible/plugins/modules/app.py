@@ -29,7 +29,7 @@ description:
   - I(state=absent) stops the app and removes its units and configuration (C(beamdeploy remove)).
 version_added: "0.1.0"
 author:
-  - beamdeploy maintainers
+  - beamdeploy maintainers (@beamdeploy)
 options:
   name:
     description: Name of the app.
@@ -287,7 +287,8 @@ def start(module, name, restart):
         cmd = ["systemctl", "restart"] + restart
         rc, out, err = module.run_command(cmd)
         if rc != 0:
-            module.fail_json(msg="apply the new configuration of %s: %s exited %d: %s (see journalctl -u %s.service)" % (name, " ".join(cmd), rc, err.strip(), name))
+            module.fail_json(msg="apply the new configuration of %s: %s exited %d: %s (see journalctl -u %s.service)"
+                             % (name, " ".join(cmd), rc, err.strip(), name))
 
 
 def absent(module, name, old):

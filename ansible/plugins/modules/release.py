@@ -31,7 +31,7 @@ description:
     (M(beamdeploy.beamdeploy.app)).
 version_added: "0.1.0"
 author:
-  - beamdeploy maintainers
+  - beamdeploy maintainers (@beamdeploy)
 options:
   app:
     description: Name of the app (as given to C(beamdeploy init)).
@@ -68,8 +68,8 @@ options:
         beamdeploy refuses it (exit 6) for a release that serves, drains or is being started.
     type: bool
     default: false
-  message:
-    description: Recorded in the app's swap history with the swap (C(-m)).
+  note:
+    description: Recorded in the app's swap history with the swap (C(beamdeploy upgrade -m NOTE)).
     type: str
   timeout:
     description:
@@ -110,7 +110,7 @@ EXAMPLES = r"""
     version: 1.2.0
     src: dist/hello-1.2.0.tar.gz
     sha256: "{{ lookup('file', 'dist/hello-1.2.0.tar.gz.sha256').split()[0] }}"
-    message: "release train 42"
+    note: "release train 42"
   register: swap
 
 - name: Show what happened
@@ -217,7 +217,7 @@ def main():
             sha256=dict(type="str"),
             hot=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
-            message=dict(type="str"),
+            note=dict(type="str"),
             timeout=dict(type="str"),
             state=dict(type="str", default="active", choices=["active", "previous"]),
             executable=dict(type="path"),
@@ -280,15 +280,15 @@ def main():
 def swap(module, bd, app, args, active, releases, before, after, digest):
     """Run the swap command args (or, in check mode, say that it would)."""
     p = module.params
-    if p["message"]:
-        args += ["-m", p["message"]]
+    if p["note"]:
+        args += ["-m", p["note"]]
     if p["timeout"]:
         args += ["--timeout", p["timeout"]]
     diff = dict(before=before, after=after)
     if module.check_mode:
         module.exit_json(changed=True, release=after.split("\n")[0].split(": ", 1)[1], old=instance(active), new=None,
                          swap=None, unit=None, pid=None, diff=diff)
-    _, msgs, _ = bd.run(args, "beamdeploy %s %s" % (args[0], app))
+    msgs = bd.run(args, "beamdeploy %s %s" % (args[0], app))[1]
     res = None
     for m in msgs:
         if m.get("message_type") == "result":

@@ -20,7 +20,7 @@ description:
   - Changes nothing; answers during a swap.
 version_added: "0.1.0"
 author:
-  - beamdeploy maintainers
+  - beamdeploy maintainers (@beamdeploy)
 options:
   app:
     description: Name of the app.
