@@ -108,6 +108,7 @@ bench-quick:
 
 # The Ansible collection beamdeploy.beamdeploy (ansible/) →
 # dist/beamdeploy-beamdeploy-VERSION.tar.gz (VERSION from ansible/galaxy.yml).
+COLLECTION = dist/beamdeploy-beamdeploy-$(shell sed -n 's/^version: *//p' ansible/galaxy.yml).tar.gz
 ansible:
 	mkdir -p dist
 	ansible-galaxy collection build ansible --output-path dist --force
@@ -123,7 +124,7 @@ ansible-sanity: deps
 # scenario of "Many hosts" in the README, 0 failed requests in each.
 FLEET_BUILD = scripts/fleet-releases >/dev/null && \
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-fleet ./tools/fleet && \
-	deb=$$(packaging/deb/build) && coll=$$(ls dist/beamdeploy-beamdeploy-*.tar.gz | head -1)
+	deb=$$(packaging/deb/build) && coll=$(COLLECTION)
 test-fleet: deps ansible
 	$(FLEET_BUILD) && scripts/fleet-lab -- bin/beamdeploy-fleet -mode test -deb "$$deb" -collection "$$coll"
 

@@ -289,7 +289,8 @@ func (l *lab) demo(ctx context.Context) error {
 	step("per host")
 	err = errors.Join(err, l.printSwaps(ctx, "1.1.0"))
 	fmt.Println()
-	_, lerr := ld.stop()
+	st, lerr := ld.stop()
+	fmt.Printf("\n%s\n", st)
 	return errors.Join(err, lerr)
 }
 
