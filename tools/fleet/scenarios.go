@@ -194,10 +194,13 @@ func (l *lab) crash(ctx context.Context, rollback bool) error {
 	if stop == "" {
 		return fmt.Errorf("ansible-playbook exited %d without saying that it stopped at h2:\n%s", r.rc, r.tail(40))
 	}
+	if !strings.Contains(stop, "crashing at start") {
+		return fmt.Errorf("the stop at h2 does not give the cause (the release's own message, from its journal): %s", stop)
+	}
 	if rolledTo(r.output, "h3") {
 		return fmt.Errorf("the rollout reached h3 after h2 failed:\n%s", r.tail(40))
 	}
-	fmt.Printf("ansible-playbook exited %d: %s\n", r.rc, trim(stop, 400))
+	fmt.Printf("ansible-playbook exited %d: %s\n", r.rc, stop)
 	return nil
 }
 

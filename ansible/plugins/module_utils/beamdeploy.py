@@ -80,9 +80,14 @@ class BeamDeploy(object):
         """Fail the module for a beamdeploy command that exited rc."""
         detail = error_of(err)
         message = detail.get("message") or last_line(err) or "no message"
+        journal = detail.get("journal") or []
+        if journal:
+            # the new unit's last lines say why it failed: the last few in msg, all in journal
+            message += "; last journal lines of %s: %s" % (detail.get("unit"), " | ".join(journal[-5:]))
         self.module.fail_json(
             msg="%s: beamdeploy exited %d (%s): %s" % (what, rc, exit_meaning(rc), message),
             rc=rc,
+            journal=journal,
             exit_meaning=exit_meaning(rc),
             beamdeploy_error=detail,
             cmd=cmd,
