@@ -236,8 +236,8 @@ def main():
         if not target:
             module.fail_json(msg="%s has no previous release to roll back to (beamdeploy releases %s shows none)" % (app, app))
         args = ["rollback", app]
-        after = describe({"release": target[0].get("version")}, releases)
-        swap(module, bd, app, args, active, releases, before, after, None)
+        version = target[0].get("version")
+        swap(module, bd, app, args, active, version, dict(before=before, after=describe({"release": version}, releases)), None)
         return
 
     version = p["version"]
@@ -274,19 +274,18 @@ def main():
         module.fail_json(msg="%s %s is not staged on this host (beamdeploy releases %s): give src, the release tarball" % (app, version, app))
     else:
         args = ["rollback", app, "--to", version]
-    swap(module, bd, app, args, active, releases, before, after, digest)
+    swap(module, bd, app, args, active, version, dict(before=before, after=after), digest)
 
 
-def swap(module, bd, app, args, active, releases, before, after, digest):
-    """Run the swap command args (or, in check mode, say that it would)."""
+def swap(module, bd, app, args, active, target, diff, digest):
+    """Run the swap command args to release target (or, in check mode, say that it would)."""
     p = module.params
     if p["note"]:
         args += ["-m", p["note"]]
     if p["timeout"]:
         args += ["--timeout", p["timeout"]]
-    diff = dict(before=before, after=after)
     if module.check_mode:
-        module.exit_json(changed=True, release=after.split("\n")[0].split(": ", 1)[1], old=instance(active), new=None,
+        module.exit_json(changed=True, release=target, old=instance(active), new=None,
                          swap=None, unit=None, pid=None, diff=diff)
     msgs = bd.run(args, "beamdeploy %s %s" % (args[0], app))[1]
     res = None
