@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) beamdeploy maintainers
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Run ``beamdeploy --json`` for the collection's modules.
 
 Every module is a thin wrapper over the CLI: this helper runs it, decodes the
