@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
+.PHONY: ansible ansible-sanity test-fleet fleet-demo bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -33,7 +33,7 @@ demo: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-demo ./tools/demo
 	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec bin/beamdeploy-demo -beamdeploy /usr/local/bin/beamdeploy -dist dist'
 
-test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-systemd-257 test-deb bench-quick
+test: deps fmt-check vet lint unit fuzz sandbox-check test-systemd test-systemd-257 test-deb bench-quick ansible-sanity test-fleet
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -112,3 +112,30 @@ bench: deps build
 # are for the README's table (make bench, make bench QUICK=1).
 bench-quick:
 	$(MAKE) bench QUICK=1 GATE=1
+
+# The Ansible collection beamdeploy.beamdeploy (ansible/) →
+# dist/beamdeploy-beamdeploy-VERSION.tar.gz (VERSION from ansible/galaxy.yml).
+COLLECTION = dist/beamdeploy-beamdeploy-$(shell sed -n 's/^version: *//p' ansible/galaxy.yml).tar.gz
+ansible:
+	mkdir -p dist
+	ansible-galaxy collection build ansible --output-path dist --force
+
+# ansible-test sanity on the collection, offline: Debian's linters in the
+# environments ansible-test would fill from PyPI (see the script); every
+# test but changelog (antsibull-changelog is not packaged in Debian 12).
+ansible-sanity: deps
+	ansible/tests/sanity-offline
+
+# The fleet lab (scripts/fleet-lab): three sandboxed hosts behind HAProxy,
+# set up and upgraded with ansible-playbook over SSH under load; every
+# scenario of "Many hosts" in the README, 0 failed requests in each.
+FLEET_BUILD = scripts/fleet-releases >/dev/null && \
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-fleet ./tools/fleet && \
+	deb=$$(packaging/deb/build) && coll=$(COLLECTION)
+test-fleet: deps ansible
+	$(FLEET_BUILD) && scripts/fleet-lab -- bin/beamdeploy-fleet -mode test -deb "$$deb" -collection "$$coll"
+
+# The lab and one rolling upgrade under load: per host old → new release
+# and swap time, then requests: N, failed: M.
+fleet-demo: deps ansible
+	$(FLEET_BUILD) && scripts/fleet-lab -- bin/beamdeploy-fleet -mode demo -deb "$$deb" -collection "$$coll"
