@@ -205,6 +205,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if !ok {
 		return context.WithValue(ctx, peerKey{}, verdict{peer: peer{Err: errors.New("connection did not pass the gate")}})
 	}
+	ctx = context.WithValue(ctx, connTimesKey{}, &connTimes{accepted: gc.Accepted, admitted: gc.Admitted})
 	return context.WithValue(ctx, peerKey{}, gc.Verdict)
 }
 

@@ -44,11 +44,11 @@ func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	// Deploy operations: root and the beamdeploy group. Reads, handoff and
 	// peers: also the app's own instances.
-	mux.HandleFunc("GET "+control.PathStatus, s.guard(true, s.status))
+	mux.HandleFunc("GET "+control.PathStatus, s.timed(s.guard(true, s.status)))
 	mux.HandleFunc("POST "+control.PathUpgrade, s.guard(false, s.upgrade))
 	mux.HandleFunc("POST "+control.PathReload, s.guard(false, s.reload))
 	mux.HandleFunc("POST "+control.PathSwap, s.guard(false, s.swapTo))
-	mux.HandleFunc("GET "+control.PathReleases, s.guard(true, s.releasesHandler))
+	mux.HandleFunc("GET "+control.PathReleases, s.timed(s.guard(true, s.releasesHandler)))
 	mux.HandleFunc("POST "+control.PathStage, s.guard(false, s.stageHandler))
 	mux.HandleFunc("POST "+control.PathRollback, s.guard(false, s.rollbackHandler))
 	mux.HandleFunc("POST "+control.PathHotUpgrade, s.guard(false, s.hotUpgrade))
