@@ -26,12 +26,12 @@ import (
 
 // Bounds the flood test asserts.
 const (
-	floodConns      = 20_000           // connections the flooder opens to the control socket
-	floodBrokerConn = 1_000            // ... and to the fd broker
-	statusBound     = time.Second      // root's status answers within this during the flood (4 in 5 calls)
-	statusCeiling   = 10 * time.Second // ... every call within this
-	rssBound        = 40 << 20         // the parent's VmRSS stays below this
-	statusSamples   = 5                // at least this many status calls during the flood
+	floodConns      = 20_000                 // connections the flooder opens to the control socket
+	floodBrokerConn = 1_000                  // ... and to the fd broker
+	statusBound     = time.Second            // root's status answers within this during the flood, every call
+	rssBound        = 40 << 20               // the parent's VmRSS stays below this
+	statusSamples   = 5                      // at least this many status calls during the flood
+	stallShown      = 100 * time.Millisecond // the test's own scheduling gaps it reports when a call is slow
 	statusEvery     = 300 * time.Millisecond
 	floodMax        = 300_000 // connections the flooder may open in all (initial plus churn)
 	floodChurn      = 2_500   // connections it replaces per cycle once the parent closed them
@@ -103,6 +103,7 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 		Churn: floodChurn, Max: floodMax, Duration: floodDuration,
 	})
 	sampler := startStatusSampler(t, a)
+	stalls := startStallProbe(t)
 
 	// The initial wave is open (or the flooder ran out of descriptors).
 	require.Eventually(t, fl.opened, time.Minute, 50*time.Millisecond, "the flooder opens its connections")
@@ -141,10 +142,16 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	assert.LessOrEqual(t, st2.Failed, int64(workers), "errors: %v", st2.Errors)
 	assert.Greater(t, st2.OK, int64(10))
 
-	lat := sampler.stop(t)
+	calls := sampler.stop(t)
+	gaps := stalls.stop()
 	reports := fl.stop(t)
 	peak := rss.stop()
+	lat := make([]time.Duration, len(calls))
+	for i, c := range calls {
+		lat[i] = c.took
+	}
 	t.Logf("root's status during the flood: %d calls, latencies %s", len(lat), fmtDurations(lat))
+	t.Logf("this process kept off the CPU for %s or more (the machine, not the parent): %d times %s", stallShown, len(gaps), fmtStalls(gaps))
 	t.Logf("upgrade during the flood: %s; restart of %s: active again %s after SIGKILL", upgradeTook.Round(time.Millisecond), unit, restartTook.Round(time.Millisecond))
 	t.Logf("parent %s: peak VmRSS %.1f MB, peak %d fds (before: %.1f MB, %d fds)", parentPID, float64(peak.rss)/(1<<20), peak.fds, float64(before.rss)/(1<<20), before.fds)
 	for i, name := range []string{"fd broker", "control socket"} {
@@ -154,19 +161,22 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, reports[1].Opened, floodConns, "the flooder opened its connections to the control socket")
 	assert.GreaterOrEqual(t, len(lat), statusSamples)
-	// Most calls answer within statusBound; every one within
-	// statusCeiling. A call now and then has taken 1-4.4 s in CI runs of
-	// the whole suite (an upgrade in the same window took 5 s instead of
-	// about 1): not explained yet, so not asserted away either (README,
-	// "Not there yet").
-	slow := 0
-	for _, d := range lat {
-		if d >= statusBound {
-			slow++
+	// Every call answers within statusBound. For one that does not, the
+	// message says where the time went: the parent logs a slow request
+	// with its stages (gate, reading the request, handler), and the probe
+	// says whether this process, which runs the CLI, was itself kept off
+	// the CPU meanwhile.
+	var slow []statusCall
+	for _, c := range calls {
+		if c.took >= statusBound {
+			slow = append(slow, c)
 		}
-		assert.Less(t, d, statusCeiling, "root's status during the flood")
 	}
-	assert.LessOrEqual(t, slow, len(lat)/5, "root's status calls during the flood slower than %s: %s", statusBound, fmtDurations(lat))
+	if len(slow) > 0 {
+		out, _ := exec.Command("journalctl", "--no-pager", "-o", "short-precise", "-u", a.name+".service", "--grep", "slow control request").CombinedOutput() // diagnostics only
+		t.Errorf("root's status calls during the flood slower than %s: %s (all: %s)\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
+			statusBound, fmtCalls(slow), fmtDurations(lat), out, fmtStalls(gaps))
+	}
 	assert.Less(t, peak.rss, int64(rssBound), "the parent's VmRSS during the flood")
 	assert.Less(t, peak.fds, 2*(gate.DefaultTotal+gate.DefaultBacklog), "the parent's descriptors during the flood")
 	requireServing(t, a, "1.1.0")
@@ -179,6 +189,78 @@ func fmtDurations(ds []time.Duration) string {
 		s[i] = d.Round(time.Millisecond).String()
 	}
 	return strings.Join(s, " ")
+}
+
+// fmtCalls formats status calls: when each began, and how long it took.
+func fmtCalls(cs []statusCall) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.took.Round(time.Millisecond).String() + " at " + c.began.Format("15:04:05.000")
+	}
+	return strings.Join(s, ", ")
+}
+
+// fmtStalls formats scheduling gaps like fmtCalls.
+func fmtStalls(gs []stall) string {
+	s := make([]string, len(gs))
+	for i, g := range gs {
+		s[i] = g.gap.Round(time.Millisecond).String() + " at " + g.at.Format("15:04:05.000")
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// stall is a time the test process was not scheduled: a tick due at at
+// came gap late.
+type stall struct {
+	at  time.Time
+	gap time.Duration
+}
+
+// stallProbe records the test process's own scheduling gaps of stallShown
+// or more: a machine too busy to run this process runs the CLI late too.
+type stallProbe struct {
+	mu   sync.Mutex // guards gaps
+	gaps []stall
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startStallProbe(t *testing.T) *stallProbe {
+	p := &stallProbe{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		const every = 10 * time.Millisecond
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-p.quit:
+				return
+			case now := <-tick.C:
+				if late := now.Sub(last) - every; late >= stallShown {
+					p.mu.Lock()
+					p.gaps = append(p.gaps, stall{at: last.Add(every), gap: late})
+					p.mu.Unlock()
+				}
+				last = now
+			}
+		}
+	}()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (p *stallProbe) stop() []stall {
+	select {
+	case <-p.quit:
+	default:
+		close(p.quit)
+	}
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.gaps)
 }
 
 // loadRun is loadgen running in the background.
@@ -274,11 +356,11 @@ func (w *parentWatch) stop() parentSample {
 // statusSampler runs root's `beamdeploy status` every statusEvery and
 // records how long each took.
 type statusSampler struct {
-	mu   sync.Mutex // guards lat, errs
-	lat  []time.Duration
-	errs []string
-	quit chan struct{}
-	done chan struct{}
+	mu    sync.Mutex // guards calls, errs
+	calls []statusCall
+	errs  []string
+	quit  chan struct{}
+	done  chan struct{}
 }
 
 func startStatusSampler(t *testing.T, a *app) *statusSampler {
@@ -292,7 +374,7 @@ func startStatusSampler(t *testing.T, a *app) *statusSampler {
 			took := time.Since(began)
 			cancel()
 			s.mu.Lock()
-			s.lat = append(s.lat, took)
+			s.calls = append(s.calls, statusCall{began: began, took: took})
 			if err != nil {
 				s.errs = append(s.errs, err.Error()+": "+string(out))
 			}
@@ -320,17 +402,23 @@ func (s *statusSampler) waitFor(t *testing.T, n int) {
 	require.Eventually(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.lat) >= n
+		return len(s.calls) >= n
 	}, time.Minute, 50*time.Millisecond, "%d status calls", n)
 }
 
-func (s *statusSampler) stop(t *testing.T) []time.Duration {
+func (s *statusSampler) stop(t *testing.T) []statusCall {
 	close(s.quit)
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Empty(t, s.errs, "status calls failed during the flood")
-	return slices.Clone(s.lat)
+	return slices.Clone(s.calls)
+}
+
+// statusCall is one `beamdeploy status`: when it began, how long it took.
+type statusCall struct {
+	began time.Time
+	took  time.Duration
 }
 
 // flood is the running flooder process.
