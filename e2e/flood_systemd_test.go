@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -153,6 +154,11 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	t.Logf("root's status during the flood: %d calls, latencies %s", len(lat), fmtDurations(lat))
 	t.Logf("this process kept off the CPU for %s or more (the machine, not the parent): %d times %s", stallShown, len(gaps), fmtStalls(gaps))
 	t.Logf("upgrade during the flood: %s; restart of %s: active again %s after SIGKILL", upgradeTook.Round(time.Millisecond), unit, restartTook.Round(time.Millisecond))
+	if len(calls) > 0 {
+		worst := slices.MaxFunc(calls, func(a, b statusCall) int { return cmp.Compare(a.took, b.took) })
+		t.Logf("the slowest status call, %s: the parent's threads waited for a CPU %s (summed over its threads) meanwhile; during the whole flood, %s",
+			fmtCalls([]statusCall{worst}), rss.waited(worst.began, worst.began.Add(worst.took)).Round(time.Millisecond), rss.waited(began, time.Now()).Round(time.Millisecond))
+	}
 	t.Logf("parent %s: peak VmRSS %.1f MB, peak %d fds (before: %.1f MB, %d fds)", parentPID, float64(peak.rss)/(1<<20), peak.fds, float64(before.rss)/(1<<20), before.fds)
 	for i, name := range []string{"fd broker", "control socket"} {
 		r := reports[i]
@@ -173,9 +179,13 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 		}
 	}
 	if len(slow) > 0 {
+		waits := make([]string, len(slow))
+		for i, c := range slow {
+			waits[i] = rss.waited(c.began, c.began.Add(c.took)).Round(time.Millisecond).String()
+		}
 		out, _ := exec.Command("journalctl", "--no-pager", "-o", "short-precise", "-u", a.name+".service", "--grep", "slow control request").CombinedOutput() // diagnostics only
-		t.Errorf("root's status calls during the flood slower than %s: %s (all: %s)\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
-			statusBound, fmtCalls(slow), fmtDurations(lat), out, fmtStalls(gaps))
+		t.Errorf("root's status calls during the flood slower than %s: %s (all: %s)\nthe parent's threads waited for a CPU meanwhile, in all: %s\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
+			statusBound, fmtCalls(slow), fmtDurations(lat), strings.Join(waits, ", "), out, fmtStalls(gaps))
 	}
 	assert.Less(t, peak.rss, int64(rssBound), "the parent's VmRSS during the flood")
 	assert.Less(t, peak.fds, 2*(gate.DefaultTotal+gate.DefaultBacklog), "the parent's descriptors during the flood")
@@ -284,20 +294,25 @@ func (l *loadRun) stop() loadgen.Stats {
 	return <-l.done
 }
 
-// parentSample is the parent's VmRSS (bytes) and open descriptors.
+// parentSample is the parent's VmRSS (bytes) and open descriptors, and
+// how long its threads have waited for a CPU in all (run queue delay, from
+// /proc/PID/task/*/schedstat).
 type parentSample struct {
-	rss int64
-	fds int
+	at       time.Time
+	rss      int64
+	fds      int
+	runDelay time.Duration
 }
 
 // parentWatch samples the parent's memory and descriptors every 50 ms and
-// keeps the peaks.
+// keeps the peaks, and the run queue delays.
 type parentWatch struct {
-	pid  string
-	mu   sync.Mutex // guards peak
-	peak parentSample
-	quit chan struct{}
-	done chan struct{}
+	pid     string
+	mu      sync.Mutex // guards peak, samples
+	peak    parentSample
+	samples []parentSample
+	quit    chan struct{}
+	done    chan struct{}
 }
 
 func watchParent(t *testing.T, pid string) *parentWatch {
@@ -318,6 +333,7 @@ func watchParent(t *testing.T, pid string) *parentWatch {
 			s := w.snapshot()
 			w.mu.Lock()
 			w.peak.rss, w.peak.fds = max(w.peak.rss, s.rss), max(w.peak.fds, s.fds)
+			w.samples = append(w.samples, s)
 			w.mu.Unlock()
 		}
 	}()
@@ -326,7 +342,15 @@ func watchParent(t *testing.T, pid string) *parentWatch {
 }
 
 func (w *parentWatch) snapshot() parentSample {
-	var s parentSample
+	s := parentSample{at: time.Now()}
+	tasks, _ := os.ReadDir("/proc/" + w.pid + "/task") // as below
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/" + w.pid + "/task/" + task.Name() + "/schedstat") // a thread gone reads as zero
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			s.runDelay += time.Duration(ns)
+		}
+	}
 	b, _ := os.ReadFile("/proc/" + w.pid + "/status") // a gone parent reads as zero
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -339,6 +363,34 @@ func (w *parentWatch) snapshot() parentSample {
 	ents, _ := os.ReadDir("/proc/" + w.pid + "/fd") // as above
 	s.fds = len(ents)
 	return s
+}
+
+// waited returns how long the parent's threads waited for a CPU, summed
+// over its threads, between from and to (at the sampling's resolution,
+// within the time it was watched).
+func (w *parentWatch) waited(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first, last *parentSample
+	for i := range w.samples {
+		s := &w.samples[i]
+		if !s.at.After(from) {
+			first = s
+		}
+		if last == nil && !s.at.Before(to) {
+			last = s
+		}
+	}
+	if len(w.samples) == 0 {
+		return 0
+	}
+	if first == nil {
+		first = &w.samples[0]
+	}
+	if last == nil {
+		last = &w.samples[len(w.samples)-1]
+	}
+	return last.runDelay - first.runDelay
 }
 
 func (w *parentWatch) stop() parentSample {
