@@ -69,8 +69,9 @@ func (f *stateFile) get() persisted {
 	return f.st
 }
 
-// save records what the swap machine reports. Readers see the change at
-// once, before it is on disk (as they did when it was made in place).
+// save records what the swap machine reports. Readers see the change as
+// soon as it is made, while it is being written (before, they waited for
+// the write): status shows the phase a swap is entering.
 func (f *stateFile) save(s swap.State) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
