@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -156,8 +157,10 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	t.Logf("upgrade during the flood: %s; restart of %s: active again %s after SIGKILL", upgradeTook.Round(time.Millisecond), unit, restartTook.Round(time.Millisecond))
 	if len(calls) > 0 {
 		worst := slices.MaxFunc(calls, func(a, b statusCall) int { return cmp.Compare(a.took, b.took) })
-		t.Logf("the slowest status call, %s: the parent's threads waited for a CPU %s (summed over its threads) meanwhile; during the whole flood, %s",
-			fmtCalls([]statusCall{worst}), rss.waited(worst.began, worst.began.Add(worst.took)).Round(time.Millisecond), rss.waited(began, time.Now()).Round(time.Millisecond))
+		ended := time.Now()
+		t.Logf("the slowest status call, %s: the parent's threads waited for a CPU %s (summed over its threads) meanwhile; during the %s from the upgrade to the end, %s, while the parent used %s of CPU",
+			fmtCalls([]statusCall{worst}), rss.waited(worst.began, worst.began.Add(worst.took)).Round(time.Millisecond),
+			ended.Sub(began).Round(time.Millisecond), rss.waited(began, ended).Round(time.Millisecond), rss.used(began, ended))
 	}
 	t.Logf("parent %s: peak VmRSS %.1f MB, peak %d fds (before: %.1f MB, %d fds)", parentPID, float64(peak.rss)/(1<<20), peak.fds, float64(before.rss)/(1<<20), before.fds)
 	for i, name := range []string{"fd broker", "control socket"} {
@@ -302,6 +305,7 @@ type parentSample struct {
 	rss      int64
 	fds      int
 	runDelay time.Duration
+	cpu      time.Duration // user and system time so far (utime + stime)
 }
 
 // parentWatch samples the parent's memory and descriptors every 50 ms and
@@ -343,6 +347,15 @@ func watchParent(t *testing.T, pid string) *parentWatch {
 
 func (w *parentWatch) snapshot() parentSample {
 	s := parentSample{at: time.Now()}
+	if b, err := os.ReadFile("/proc/" + w.pid + "/stat"); err == nil { // a gone parent reads as zero
+		// utime and stime are fields 14 and 15, in clock ticks (USER_HZ,
+		// 100 on Linux); the fields after the command name start with 3.
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 12 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			s.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+		}
+	}
 	tasks, _ := os.ReadDir("/proc/" + w.pid + "/task") // as below
 	for _, task := range tasks {
 		b, _ := os.ReadFile("/proc/" + w.pid + "/task/" + task.Name() + "/schedstat") // a thread gone reads as zero
@@ -369,6 +382,18 @@ func (w *parentWatch) snapshot() parentSample {
 // over its threads, between from and to (at the sampling's resolution,
 // within the time it was watched).
 func (w *parentWatch) waited(from, to time.Time) time.Duration {
+	first, last := w.between(from, to)
+	return last.runDelay - first.runDelay
+}
+
+// used returns the CPU time the parent used between from and to.
+func (w *parentWatch) used(from, to time.Time) time.Duration {
+	first, last := w.between(from, to)
+	return last.cpu - first.cpu
+}
+
+// between returns the samples that bracket from and to.
+func (w *parentWatch) between(from, to time.Time) (parentSample, parentSample) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var first, last *parentSample
@@ -382,7 +407,7 @@ func (w *parentWatch) waited(from, to time.Time) time.Duration {
 		}
 	}
 	if len(w.samples) == 0 {
-		return 0
+		return parentSample{}, parentSample{}
 	}
 	if first == nil {
 		first = &w.samples[0]
@@ -390,7 +415,7 @@ func (w *parentWatch) waited(from, to time.Time) time.Duration {
 	if last == nil {
 		last = &w.samples[len(w.samples)-1]
 	}
-	return last.runDelay - first.runDelay
+	return *first, *last
 }
 
 func (w *parentWatch) stop() parentSample {
