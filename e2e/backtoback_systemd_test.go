@@ -1,9 +1,9 @@
 package e2e_test
 
 import (
+	"context"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,15 +13,18 @@ import (
 
 // busyCores keeps every CPU busy with a shell loop in a process of its own
 // (at most for bound) until the test ends: a busy machine, where systemd
-// needs longer to unload a unit that just stopped.
+// needs longer to unload a unit that just stopped. The loop is the shell
+// itself, killed by pid: killing a timeout(1) around it with SIGKILL left
+// the loops running for the rest of the suite.
 func busyCores(t *testing.T, bound time.Duration) {
 	t.Helper()
 	for range runtime.NumCPU() {
-		cmd := exec.Command("timeout", strconv.Itoa(int(bound.Seconds())), "sh", "-c", "while :; do :; done")
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() {
-			_ = cmd.Process.Kill() // ours, by pid; it may have hit its bound already
-			_ = cmd.Wait()         // the kill is the expected end
+			cancel()       // kills the shell, ours by pid, unless its bound did
+			_ = cmd.Wait() // the kill is the expected end
 		})
 	}
 }

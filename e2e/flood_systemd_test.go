@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -26,12 +28,12 @@ import (
 
 // Bounds the flood test asserts.
 const (
-	floodConns      = 20_000           // connections the flooder opens to the control socket
-	floodBrokerConn = 1_000            // ... and to the fd broker
-	statusBound     = time.Second      // root's status answers within this during the flood (4 in 5 calls)
-	statusCeiling   = 10 * time.Second // ... every call within this
-	rssBound        = 40 << 20         // the parent's VmRSS stays below this
-	statusSamples   = 5                // at least this many status calls during the flood
+	floodConns      = 20_000                 // connections the flooder opens to the control socket
+	floodBrokerConn = 1_000                  // ... and to the fd broker
+	statusBound     = time.Second            // root's status answers within this during the flood, every call
+	rssBound        = 40 << 20               // the parent's VmRSS stays below this
+	statusSamples   = 5                      // at least this many status calls during the flood
+	stallShown      = 100 * time.Millisecond // the test's own scheduling gaps it reports when a call is slow
 	statusEvery     = 300 * time.Millisecond
 	floodMax        = 300_000 // connections the flooder may open in all (initial plus churn)
 	floodChurn      = 2_500   // connections it replaces per cycle once the parent closed them
@@ -103,6 +105,7 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 		Churn: floodChurn, Max: floodMax, Duration: floodDuration,
 	})
 	sampler := startStatusSampler(t, a)
+	stalls := startStallProbe(t)
 
 	// The initial wave is open (or the flooder ran out of descriptors).
 	require.Eventually(t, fl.opened, time.Minute, 50*time.Millisecond, "the flooder opens its connections")
@@ -141,11 +144,24 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	assert.LessOrEqual(t, st2.Failed, int64(workers), "errors: %v", st2.Errors)
 	assert.Greater(t, st2.OK, int64(10))
 
-	lat := sampler.stop(t)
+	calls := sampler.stop(t)
+	gaps := stalls.stop()
 	reports := fl.stop(t)
 	peak := rss.stop()
+	lat := make([]time.Duration, len(calls))
+	for i, c := range calls {
+		lat[i] = c.took
+	}
 	t.Logf("root's status during the flood: %d calls, latencies %s", len(lat), fmtDurations(lat))
+	t.Logf("this process kept off the CPU for %s or more (the machine, not the parent): %d times %s", stallShown, len(gaps), fmtStalls(gaps))
 	t.Logf("upgrade during the flood: %s; restart of %s: active again %s after SIGKILL", upgradeTook.Round(time.Millisecond), unit, restartTook.Round(time.Millisecond))
+	if len(calls) > 0 {
+		worst := slices.MaxFunc(calls, func(a, b statusCall) int { return cmp.Compare(a.took, b.took) })
+		ended := time.Now()
+		t.Logf("the slowest status call, %s: the parent's threads waited for a CPU %s (summed over its threads) meanwhile; during the %s from the upgrade to the end, %s, while the parent used %s of CPU",
+			fmtCalls([]statusCall{worst}), rss.waited(worst.began, worst.began.Add(worst.took)).Round(time.Millisecond),
+			ended.Sub(began).Round(time.Millisecond), rss.waited(began, ended).Round(time.Millisecond), rss.used(began, ended))
+	}
 	t.Logf("parent %s: peak VmRSS %.1f MB, peak %d fds (before: %.1f MB, %d fds)", parentPID, float64(peak.rss)/(1<<20), peak.fds, float64(before.rss)/(1<<20), before.fds)
 	for i, name := range []string{"fd broker", "control socket"} {
 		r := reports[i]
@@ -154,19 +170,26 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, reports[1].Opened, floodConns, "the flooder opened its connections to the control socket")
 	assert.GreaterOrEqual(t, len(lat), statusSamples)
-	// Most calls answer within statusBound; every one within
-	// statusCeiling. A call now and then has taken 1-4.4 s in CI runs of
-	// the whole suite (an upgrade in the same window took 5 s instead of
-	// about 1): not explained yet, so not asserted away either (README,
-	// "Not there yet").
-	slow := 0
-	for _, d := range lat {
-		if d >= statusBound {
-			slow++
+	// Every call answers within statusBound. For one that does not, the
+	// message says where the time went: the parent logs a slow request
+	// with its stages (gate, reading the request, handler), and the probe
+	// says whether this process, which runs the CLI, was itself kept off
+	// the CPU meanwhile.
+	var slow []statusCall
+	for _, c := range calls {
+		if c.took >= statusBound {
+			slow = append(slow, c)
 		}
-		assert.Less(t, d, statusCeiling, "root's status during the flood")
 	}
-	assert.LessOrEqual(t, slow, len(lat)/5, "root's status calls during the flood slower than %s: %s", statusBound, fmtDurations(lat))
+	if len(slow) > 0 {
+		waits := make([]string, len(slow))
+		for i, c := range slow {
+			waits[i] = rss.waited(c.began, c.began.Add(c.took)).Round(time.Millisecond).String()
+		}
+		out, _ := exec.Command("journalctl", "--no-pager", "-o", "short-precise", "-u", a.name+".service", "--grep", "slow control request").CombinedOutput() // diagnostics only
+		t.Errorf("root's status calls during the flood slower than %s: %s (all: %s)\nthe parent's threads waited for a CPU meanwhile, in all: %s\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
+			statusBound, fmtCalls(slow), fmtDurations(lat), strings.Join(waits, ", "), out, fmtStalls(gaps))
+	}
 	assert.Less(t, peak.rss, int64(rssBound), "the parent's VmRSS during the flood")
 	assert.Less(t, peak.fds, 2*(gate.DefaultTotal+gate.DefaultBacklog), "the parent's descriptors during the flood")
 	requireServing(t, a, "1.1.0")
@@ -179,6 +202,78 @@ func fmtDurations(ds []time.Duration) string {
 		s[i] = d.Round(time.Millisecond).String()
 	}
 	return strings.Join(s, " ")
+}
+
+// fmtCalls formats status calls: when each began, and how long it took.
+func fmtCalls(cs []statusCall) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.took.Round(time.Millisecond).String() + " at " + c.began.Format("15:04:05.000")
+	}
+	return strings.Join(s, ", ")
+}
+
+// fmtStalls formats scheduling gaps like fmtCalls.
+func fmtStalls(gs []stall) string {
+	s := make([]string, len(gs))
+	for i, g := range gs {
+		s[i] = g.gap.Round(time.Millisecond).String() + " at " + g.at.Format("15:04:05.000")
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// stall is a time the test process was not scheduled: a tick due at at
+// came gap late.
+type stall struct {
+	at  time.Time
+	gap time.Duration
+}
+
+// stallProbe records the test process's own scheduling gaps of stallShown
+// or more: a machine too busy to run this process runs the CLI late too.
+type stallProbe struct {
+	mu   sync.Mutex // guards gaps
+	gaps []stall
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startStallProbe(t *testing.T) *stallProbe {
+	p := &stallProbe{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		const every = 10 * time.Millisecond
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-p.quit:
+				return
+			case now := <-tick.C:
+				if late := now.Sub(last) - every; late >= stallShown {
+					p.mu.Lock()
+					p.gaps = append(p.gaps, stall{at: last.Add(every), gap: late})
+					p.mu.Unlock()
+				}
+				last = now
+			}
+		}
+	}()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (p *stallProbe) stop() []stall {
+	select {
+	case <-p.quit:
+	default:
+		close(p.quit)
+	}
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.gaps)
 }
 
 // loadRun is loadgen running in the background.
@@ -202,20 +297,26 @@ func (l *loadRun) stop() loadgen.Stats {
 	return <-l.done
 }
 
-// parentSample is the parent's VmRSS (bytes) and open descriptors.
+// parentSample is the parent's VmRSS (bytes) and open descriptors, and
+// how long its threads have waited for a CPU in all (run queue delay, from
+// /proc/PID/task/*/schedstat).
 type parentSample struct {
-	rss int64
-	fds int
+	at       time.Time
+	rss      int64
+	fds      int
+	runDelay time.Duration
+	cpu      time.Duration // user and system time so far (utime + stime)
 }
 
 // parentWatch samples the parent's memory and descriptors every 50 ms and
-// keeps the peaks.
+// keeps the peaks, and the run queue delays.
 type parentWatch struct {
-	pid  string
-	mu   sync.Mutex // guards peak
-	peak parentSample
-	quit chan struct{}
-	done chan struct{}
+	pid     string
+	mu      sync.Mutex // guards peak, samples
+	peak    parentSample
+	samples []parentSample
+	quit    chan struct{}
+	done    chan struct{}
 }
 
 func watchParent(t *testing.T, pid string) *parentWatch {
@@ -236,6 +337,7 @@ func watchParent(t *testing.T, pid string) *parentWatch {
 			s := w.snapshot()
 			w.mu.Lock()
 			w.peak.rss, w.peak.fds = max(w.peak.rss, s.rss), max(w.peak.fds, s.fds)
+			w.samples = append(w.samples, s)
 			w.mu.Unlock()
 		}
 	}()
@@ -244,7 +346,24 @@ func watchParent(t *testing.T, pid string) *parentWatch {
 }
 
 func (w *parentWatch) snapshot() parentSample {
-	var s parentSample
+	s := parentSample{at: time.Now()}
+	if b, err := os.ReadFile("/proc/" + w.pid + "/stat"); err == nil { // a gone parent reads as zero
+		// utime and stime are fields 14 and 15, in clock ticks (USER_HZ,
+		// 100 on Linux); the fields after the command name start with 3.
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 12 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			s.cpu = time.Duration(ut+st) * 10 * time.Millisecond
+		}
+	}
+	tasks, _ := os.ReadDir("/proc/" + w.pid + "/task") // as below
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/" + w.pid + "/task/" + task.Name() + "/schedstat") // a thread gone reads as zero
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			s.runDelay += time.Duration(ns)
+		}
+	}
 	b, _ := os.ReadFile("/proc/" + w.pid + "/status") // a gone parent reads as zero
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -257,6 +376,46 @@ func (w *parentWatch) snapshot() parentSample {
 	ents, _ := os.ReadDir("/proc/" + w.pid + "/fd") // as above
 	s.fds = len(ents)
 	return s
+}
+
+// waited returns how long the parent's threads waited for a CPU, summed
+// over its threads, between from and to (at the sampling's resolution,
+// within the time it was watched).
+func (w *parentWatch) waited(from, to time.Time) time.Duration {
+	first, last := w.between(from, to)
+	return last.runDelay - first.runDelay
+}
+
+// used returns the CPU time the parent used between from and to.
+func (w *parentWatch) used(from, to time.Time) time.Duration {
+	first, last := w.between(from, to)
+	return last.cpu - first.cpu
+}
+
+// between returns the samples that bracket from and to.
+func (w *parentWatch) between(from, to time.Time) (parentSample, parentSample) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first, last *parentSample
+	for i := range w.samples {
+		s := &w.samples[i]
+		if !s.at.After(from) {
+			first = s
+		}
+		if last == nil && !s.at.Before(to) {
+			last = s
+		}
+	}
+	if len(w.samples) == 0 {
+		return parentSample{}, parentSample{}
+	}
+	if first == nil {
+		first = &w.samples[0]
+	}
+	if last == nil {
+		last = &w.samples[len(w.samples)-1]
+	}
+	return *first, *last
 }
 
 func (w *parentWatch) stop() parentSample {
@@ -274,11 +433,11 @@ func (w *parentWatch) stop() parentSample {
 // statusSampler runs root's `beamdeploy status` every statusEvery and
 // records how long each took.
 type statusSampler struct {
-	mu   sync.Mutex // guards lat, errs
-	lat  []time.Duration
-	errs []string
-	quit chan struct{}
-	done chan struct{}
+	mu    sync.Mutex // guards calls, errs
+	calls []statusCall
+	errs  []string
+	quit  chan struct{}
+	done  chan struct{}
 }
 
 func startStatusSampler(t *testing.T, a *app) *statusSampler {
@@ -292,7 +451,7 @@ func startStatusSampler(t *testing.T, a *app) *statusSampler {
 			took := time.Since(began)
 			cancel()
 			s.mu.Lock()
-			s.lat = append(s.lat, took)
+			s.calls = append(s.calls, statusCall{began: began, took: took})
 			if err != nil {
 				s.errs = append(s.errs, err.Error()+": "+string(out))
 			}
@@ -320,17 +479,23 @@ func (s *statusSampler) waitFor(t *testing.T, n int) {
 	require.Eventually(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.lat) >= n
+		return len(s.calls) >= n
 	}, time.Minute, 50*time.Millisecond, "%d status calls", n)
 }
 
-func (s *statusSampler) stop(t *testing.T) []time.Duration {
+func (s *statusSampler) stop(t *testing.T) []statusCall {
 	close(s.quit)
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	assert.Empty(t, s.errs, "status calls failed during the flood")
-	return slices.Clone(s.lat)
+	return slices.Clone(s.calls)
+}
+
+// statusCall is one `beamdeploy status`: when it began, how long it took.
+type statusCall struct {
+	began time.Time
+	took  time.Duration
 }
 
 // flood is the running flooder process.

@@ -294,7 +294,7 @@ func (l *Listener[V]) loop() {
 		}
 		backoff = 0
 		l.accepted.Add(1)
-		l.admit(c)
+		l.admit(c, time.Now())
 	}
 }
 
@@ -310,7 +310,7 @@ func temporary(err error) bool {
 }
 
 // admit decides what happens to c, without blocking the accept loop.
-func (l *Listener[V]) admit(c *net.UnixConn) {
+func (l *Listener[V]) admit(c *net.UnixConn, at time.Time) {
 	var zero V
 	cred, err := PeerCred(c)
 	if err != nil {
@@ -318,7 +318,7 @@ func (l *Listener[V]) admit(c *net.UnixConn) {
 		return
 	}
 	if l.cfg.Privileged != nil && l.cfg.Privileged(cred) {
-		go l.decide(c, cred, nil)
+		go l.decide(c, cred, nil, at)
 		return
 	}
 	b := l.take(cred.UID, l.cfg.Reserved != nil && l.cfg.Reserved(cred))
@@ -326,12 +326,12 @@ func (l *Listener[V]) admit(c *net.UnixConn) {
 		l.refuse(c, cred, zero, ErrTooMany)
 		return
 	}
-	go l.decide(c, cred, b)
+	go l.decide(c, cred, b, at)
 }
 
 // decide identifies the peer of c and hands c to Accept or refuses it.
 // b is the peer's bucket, nil for a privileged peer.
-func (l *Listener[V]) decide(c *net.UnixConn, cred Cred, b *bucket) {
+func (l *Listener[V]) decide(c *net.UnixConn, cred Cred, b *bucket, at time.Time) {
 	var zero V
 	release := func() {}
 	if b != nil {
@@ -354,7 +354,7 @@ func (l *Listener[V]) decide(c *net.UnixConn, cred Cred, b *bucket) {
 		release()
 		return
 	}
-	gc := &Conn[V]{UnixConn: c, Cred: cred, Verdict: v, release: release}
+	gc := &Conn[V]{UnixConn: c, Cred: cred, Verdict: v, Accepted: at, Admitted: time.Now(), release: release}
 	select {
 	case l.ready <- gc:
 		l.admitted.Add(1)
@@ -439,9 +439,11 @@ func (l *Listener[V]) refuse(c *net.UnixConn, cred Cred, v V, err error) {
 // of Config.Authorize. Closing it frees its place in the limits.
 type Conn[V any] struct {
 	*net.UnixConn
-	Cred    Cred
-	Verdict V
-	release func()
+	Cred     Cred
+	Verdict  V
+	Accepted time.Time // when the gate accepted it from the socket
+	Admitted time.Time // when Authorize admitted it
+	release  func()
 }
 
 // Close closes the connection and frees its place in the limits.

@@ -144,20 +144,10 @@ func (p *process) check() error {
 		}
 		return nil
 	}
-	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}} // readable once it exited
-	for {
-		n, err := unix.Poll(fds, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("check pid %d: %w", p.pid, err)
-		}
-		if n > 0 {
-			return fmt.Errorf("pid %d exited: the pid may name another process now", p.pid)
-		}
-		return nil
+	if (&watchedProcess{pidfd: p.pidfd}).exited() {
+		return fmt.Errorf("pid %d exited: the pid may name another process now", p.pid)
 	}
+	return nil
 }
 
 // release closes the pidfd. A nil process has nothing to release.

@@ -54,14 +54,44 @@ func (d *daemon) controlGate(ln *net.UnixListener) (*gate.Listener[verdict], err
 // refuseControl answers a refused control connection with a canned HTTP
 // error, which the CLI prints.
 func refuseControl(app string, logged *refusalLog) func(*net.UnixConn, gate.Cred, verdict, error) {
+	busy := &busyAnswers{app: app}
 	return func(c *net.UnixConn, cred gate.Cred, v verdict, err error) {
 		logged.note(cred, v, err)
-		status, body := refusal(app, cred, v, err)
-		if !errors.Is(err, gate.ErrTooMany) {
-			awaitRequestHead(c)
+		if errors.Is(err, gate.ErrTooMany) {
+			_, _ = c.Write(busy.get(cred.UID)) // a peer that went away needs no answer
+			return
 		}
-		writeCanned(c, status, body)
+		awaitRequestHead(c)
+		status, body := refusal(app, cred, v, err)
+		_, _ = c.Write(canned(status, body)) // as above
 	}
+}
+
+// busyAnswers keeps the answers to connections over the gate's limits, per
+// uid: a flood is refused thousands of times a second, and building each
+// answer anew made most of the parent's garbage during one, so most of its
+// garbage collections, whose pauses stall every request.
+type busyAnswers struct {
+	app   string
+	mu    sync.Mutex // guards byUID
+	byUID map[int][]byte
+}
+
+// busyAnswersMax bounds busyAnswers: it starts afresh when full.
+const busyAnswersMax = 16
+
+func (b *busyAnswers) get(uid int) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.byUID[uid]; ok {
+		return a
+	}
+	if b.byUID == nil || len(b.byUID) >= busyAnswersMax {
+		b.byUID = map[int][]byte{}
+	}
+	a := canned(refusal(b.app, gate.Cred{UID: uid}, verdict{}, gate.ErrTooMany))
+	b.byUID[uid] = a
+	return a
 }
 
 // Before a refused peer is answered, the parent reads what it sends of its
@@ -175,6 +205,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if !ok {
 		return context.WithValue(ctx, peerKey{}, verdict{peer: peer{Err: errors.New("connection did not pass the gate")}})
 	}
+	ctx = context.WithValue(ctx, connTimesKey{}, &connTimes{accepted: gc.Accepted, admitted: gc.Admitted})
 	return context.WithValue(ctx, peerKey{}, gc.Verdict)
 }
 
@@ -182,10 +213,10 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 func refusal(app string, cred gate.Cred, v verdict, err error) (int, *control.Error) {
 	who := fmt.Sprintf("uid %d (pid %d)", cred.UID, cred.PID)
 	switch {
-	case errors.Is(err, gate.ErrTooMany):
+	case errors.Is(err, gate.ErrTooMany): // the same answer for every process of the uid (busyAnswers)
 		return http.StatusServiceUnavailable, errorBody(control.CodeBusy, fmt.Sprintf(
-			"too many connections: %s may have at most %d connections to the parent of %s at a time, all users other than root and the %s group %d together; close some and retry",
-			who, gate.DefaultPerUID, app, DeployGroup, gate.DefaultTotal))
+			"too many connections: uid %d may have at most %d connections to the parent of %s at a time, all users other than root and the %s group %d together; close some and retry",
+			cred.UID, gate.DefaultPerUID, app, DeployGroup, gate.DefaultTotal))
 	case errors.Is(err, gate.ErrBusy):
 		return http.StatusServiceUnavailable, errorBody(control.CodeBusy, fmt.Sprintf(
 			"the parent of %s could not identify %s within %s: it is busy; retry", app, who, gate.DefaultLookupTimeout))
@@ -197,15 +228,15 @@ func refusal(app string, cred gate.Cred, v verdict, err error) (int, *control.Er
 	return http.StatusForbidden, errorBody(control.CodePermissionDenied, deniedMessage(p, "use the control API", app))
 }
 
-// writeCanned answers a connection whose request was never read with a
-// complete HTTP response, and lets the caller close it. It does not block
-// (the gate set a write deadline).
-func writeCanned(c net.Conn, status int, e *control.Error) {
+// canned is a complete HTTP response with e, for a connection whose
+// request was never read; the caller closes the connection after it. (The
+// gate set a write deadline: writing it does not block.)
+func canned(status int, e *control.Error) []byte {
 	body, _ := json.Marshal(e) // plain strings
 	body = append(body, '\n')
 	head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
 		status, http.StatusText(status), len(body))
-	_, _ = c.Write(append([]byte(head), body...)) // a peer that went away needs no answer
+	return append([]byte(head), body...)
 }
 
 // refusalLog logs the refused connections of one socket, at most one line

@@ -110,7 +110,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log,
 		auth: newAuthority(app, cfg.RunAs(), um, m)}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
-		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, fdPath: rt.fdPath(), exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
+		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, live: newLiveActive(um), fdPath: rt.fdPath(), exec: cfg.Exec, keep: cfg.Keep(), onSwap: func(swap.Result) { d.notifyStatus() }}
 	return d, nil
 }
 

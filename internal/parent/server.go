@@ -34,6 +34,7 @@ type server struct {
 	keep      int      // releases to keep (retention)
 	hot       *hotBoard
 	units     *units.Manager // nil in tests without systemd
+	live      *liveActive    // the active instance as systemd sees it; nil in tests without systemd
 	fdPath    string         // how instances get their listeners: "systemd" or "broker"
 
 	follow followers // progress of recent swaps, for beamdeploy wait
@@ -43,11 +44,11 @@ func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	// Deploy operations: root and the beamdeploy group. Reads, handoff and
 	// peers: also the app's own instances.
-	mux.HandleFunc("GET "+control.PathStatus, s.guard(true, s.status))
+	mux.HandleFunc("GET "+control.PathStatus, s.timed(s.guard(true, s.status)))
 	mux.HandleFunc("POST "+control.PathUpgrade, s.guard(false, s.upgrade))
 	mux.HandleFunc("POST "+control.PathReload, s.guard(false, s.reload))
 	mux.HandleFunc("POST "+control.PathSwap, s.guard(false, s.swapTo))
-	mux.HandleFunc("GET "+control.PathReleases, s.guard(true, s.releasesHandler))
+	mux.HandleFunc("GET "+control.PathReleases, s.timed(s.guard(true, s.releasesHandler)))
 	mux.HandleFunc("POST "+control.PathStage, s.guard(false, s.stageHandler))
 	mux.HandleFunc("POST "+control.PathRollback, s.guard(false, s.rollbackHandler))
 	mux.HandleFunc("POST "+control.PathHotUpgrade, s.guard(false, s.hotUpgrade))
@@ -62,31 +63,17 @@ func (s *server) handler() http.Handler {
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.machine.Status()
-	if a := st.Active; a != nil && !st.Upgrading && s.units != nil {
-		s.refresh(r.Context(), a)
+	if a := st.Active; a != nil && !st.Upgrading && s.live != nil {
+		s.live.apply(r.Context(), a)
 	}
+	recorded := s.state.get()
 	writeJSON(w, http.StatusOK, control.Status{
 		MessageType: control.TypeStatus, App: s.app,
 		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
-		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.state.get().History,
+		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: recorded.History,
 		ParentPID: os.Getpid(), Systemd: s.systemd, FDPath: s.fdPath, Listeners: s.listeners, Now: time.Now().UTC(),
-		Lock: s.state.get().Lock,
+		Lock: recorded.Lock,
 	})
-}
-
-// refresh updates a's pid and invocation from systemd, which may have
-// restarted the instance since the parent last looked (Restart=on-failure).
-func (s *server) refresh(ctx context.Context, a *swap.Instance) {
-	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	u, err := s.units.Unit(ctx, a.Unit)
-	if err != nil || !u.Running() || u.MainPID == 0 {
-		return // status answers with what the parent recorded
-	}
-	a.PID = u.MainPID
-	if u.InvocationID != a.InvocationID {
-		a.InvocationID, a.Since = u.InvocationID, u.Since
-	}
 }
 
 // uploadStream checks an upload's file name and opens the progress

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,12 +33,16 @@ type persisted struct {
 	Lock *control.Lock `json:"lock,omitempty"`
 }
 
-// stateFile reads and writes persisted atomically.
+// stateFile reads and writes persisted atomically. Readers (status on
+// every call) never wait for the disk: a change is made to a copy, under
+// wmu, and st is replaced with it; mu is held only to read or replace st,
+// never across I/O (an fsync can take seconds on a busy disk).
 type stateFile struct {
 	path string
 
-	mu sync.Mutex // guards st
-	st persisted
+	wmu sync.Mutex // serialises changes and their writes
+	mu  sync.Mutex // guards st
+	st  persisted  // never modified in place: shared with readers
 }
 
 func loadState(dir string) (*stateFile, error) {
@@ -63,43 +69,54 @@ func (f *stateFile) get() persisted {
 	return f.st
 }
 
-// save records what the swap machine reports.
+// save records what the swap machine reports. Readers see the change as
+// soon as it is made, while it is being written (before, they waited for
+// the write): status shows the phase a swap is entering.
 func (f *stateFile) save(s swap.State) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if s.Active != nil && (f.st.Active == nil || f.st.Active.Unit != s.Active.Unit || f.st.Active.Release != s.Active.Release) {
-		if f.st.Deployed == nil {
-			f.st.Deployed = map[string]time.Time{}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	st := f.get()
+	if s.Active != nil && (st.Active == nil || st.Active.Unit != s.Active.Unit || st.Active.Release != s.Active.Release) {
+		st.Deployed = maps.Clone(st.Deployed)
+		if st.Deployed == nil {
+			st.Deployed = map[string]time.Time{}
 		}
-		f.st.Deployed[s.Active.Release] = time.Now().UTC()
+		st.Deployed[s.Active.Release] = time.Now().UTC()
 	}
-	f.st.Active, f.st.Swap = s.Active, s.Swap
-	if s.Last != nil && (f.st.LastSwap == nil || f.st.LastSwap.ID != s.Last.ID) {
-		f.st.History = append(f.st.History, *s.Last)
-		if len(f.st.History) > historyLen {
-			f.st.History = f.st.History[len(f.st.History)-historyLen:]
-		}
+	st.Active, st.Swap = s.Active, s.Swap
+	if s.Last != nil && (st.LastSwap == nil || st.LastSwap.ID != s.Last.ID) {
+		h := append(slices.Clone(st.History), *s.Last)
+		st.History = h[max(0, len(h)-historyLen):]
 	}
-	f.st.LastSwap = s.Last
-	return f.writeLocked()
+	st.LastSwap = s.Last
+	f.set(st)
+	return f.write(st)
 }
 
 // setLock sets the deploy lock (nil: unlocks) and returns the one it
-// replaced; it is on disk when setLock returns nil.
+// replaced; readers see it, and it is on disk, when setLock returns nil.
 func (f *stateFile) setLock(l *control.Lock) (*control.Lock, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	prev := f.st.Lock
-	f.st.Lock = l
-	if err := f.writeLocked(); err != nil {
-		f.st.Lock = prev
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	st := f.get()
+	prev := st.Lock
+	st.Lock = l
+	if err := f.write(st); err != nil {
 		return nil, err
 	}
+	f.set(st)
 	return prev, nil
 }
 
-func (f *stateFile) writeLocked() error {
-	b, err := json.MarshalIndent(f.st, "", "  ")
+func (f *stateFile) set(st persisted) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+}
+
+// write puts st on disk; callers hold wmu.
+func (f *stateFile) write(st persisted) error {
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}

@@ -145,8 +145,22 @@ func (s *Store) stageNew(ctx context.Context, src *source, size int64, rel Relea
 // install renames the complete release root dir to rel.Dir, under the
 // store's lock. An existing release is replaced if force is set and it is
 // not pinned (moved to aside if it cannot be exchanged atomically), else
-// compared by sha256.
+// compared by sha256. The rename is made durable after the lock is
+// released: pinning (a swap's end, which status waits for) never waits
+// for the disk.
 func (s *Store) install(dir, aside string, rel Release, force bool) (Release, error) {
+	got, err := s.rename(dir, aside, rel, force)
+	if err != nil || got.Reused {
+		return got, err
+	}
+	if err := syncDir(s.releasesPath()); err != nil {
+		return Release{}, fmt.Errorf("install release: %w", err)
+	}
+	return got, nil
+}
+
+// rename is install's step under the store's lock.
+func (s *Store) rename(dir, aside string, rel Release, force bool) (Release, error) {
 	s.pins.mu.Lock()
 	defer s.pins.mu.Unlock()
 	err := renameNoReplace(dir, rel.Dir)
@@ -160,9 +174,6 @@ func (s *Store) install(dir, aside string, rel Release, force bool) (Release, er
 		err = replace(dir, rel.Dir, aside)
 	}
 	if err != nil {
-		return Release{}, fmt.Errorf("install release: %w", err)
-	}
-	if err := syncDir(s.releasesPath()); err != nil {
 		return Release{}, fmt.Errorf("install release: %w", err)
 	}
 	return rel, nil

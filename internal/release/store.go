@@ -199,11 +199,19 @@ func (s *Store) Remove(version string) error {
 	if aside != "" {
 		defer func() { _ = os.RemoveAll(aside) }() // leftovers are removed by CleanStaging
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// Durable, outside the store's lock (see install).
+	if err := syncDir(s.releasesPath()); err != nil {
+		return fmt.Errorf("remove release %s: %w", version, err)
+	}
+	return nil
 }
 
 // moveAside renames the release version into a fresh directory under
-// D/staging, which it returns (also with an error, when it was created).
+// D/staging, which it returns (also with an error, when it was created),
+// under the store's lock.
 func (s *Store) moveAside(version string) (string, error) {
 	s.pins.mu.Lock()
 	defer s.pins.mu.Unlock()
@@ -224,9 +232,6 @@ func (s *Store) moveAside(version string) (string, error) {
 	if err := os.Rename(dir, filepath.Join(aside, "tree")); errors.Is(err, fs.ErrNotExist) {
 		return aside, fmt.Errorf("remove release: %w: %s", ErrNotFound, version)
 	} else if err != nil {
-		return aside, fmt.Errorf("remove release %s: %w", version, err)
-	}
-	if err := syncDir(s.releasesPath()); err != nil {
 		return aside, fmt.Errorf("remove release %s: %w", version, err)
 	}
 	return aside, nil
