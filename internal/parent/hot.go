@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
@@ -31,6 +32,9 @@ type hotJob struct {
 	order   control.HotOrder
 	report  chan control.HotReport  // from the instance
 	verdict chan control.HotVerdict // to the instance
+	// reported is set by the first report: the only one taken, and the
+	// only one the verdict answers.
+	reported atomic.Bool
 }
 
 // hotBoard pairs instances waiting for an order (their SDK long-polls
@@ -139,12 +143,11 @@ func (s *server) hotReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	longPoll(w, 0) // the verdict comes within the hot upgrade's own bounds
-	select {
-	case job.report <- rep: // buffered: the first report is taken
-	default:
+	if !job.reported.CompareAndSwap(false, true) {
 		writeJSON(w, http.StatusConflict, errorBody(control.CodeBadRequest, "hot upgrade "+rep.ID+" was reported on already"))
 		return
 	}
+	job.report <- rep // buffered, and this is its one sender
 	select {
 	case v := <-job.verdict:
 		writeJSON(w, http.StatusOK, v)
