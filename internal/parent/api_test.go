@@ -2,6 +2,7 @@ package parent
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,4 +156,50 @@ func TestReleasesAPI(t *testing.T) {
 	assert.ErrorIs(t, err, control.ErrReleaseNotFound)
 	_, err = a.client.Stage(ctx, "hello-1.4.0.tar.gz", strings.NewReader("not a tarball"), control.UpgradeOptions{}, nil)
 	assert.ErrorIs(t, err, control.ErrInvalidRelease)
+}
+
+// TestRollbackAndHotRefusalsAPI: rollback's targets and the hot upgrades
+// refused before any process is touched, as the CLI meets them.
+func TestRollbackAndHotRefusalsAPI(t *testing.T) {
+	a := newAuditServer(t)
+	ctx := t.Context()
+	_, err := a.client.HotUpgrade(ctx, "hello-1.0.0.tar.gz", bytes.NewReader(tarball(t, "1.0.0")), control.UpgradeOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrHotUnsupported, "nothing runs to hot-upgrade")
+	assert.Contains(t, err.Error(), "no active instance")
+
+	_, err = a.client.Rollback(ctx, "", control.SwapOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrReleaseNotFound, "nothing deployed: no previous release")
+	assert.Contains(t, err.Error(), "no previous release")
+
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		_, err := a.upgrade(t, v, tarball(t, v), "")
+		require.NoError(t, err)
+	}
+	_, err = a.client.HotUpgrade(ctx, "hello-1.2.0.tar.gz", bytes.NewReader(tarball(t, "1.2.0")), control.UpgradeOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrHotUnsupported, "releases without a compat key")
+	assert.Contains(t, err.Error(), `declares no "compat" key`)
+	assert.Contains(t, err.Error(), "beamdeploy upgrade hello", "says what to do instead")
+	assert.Equal(t, "1.1.0", a.machine.Status().Active.Release, "a refused hot upgrade changes nothing")
+
+	_, err = a.client.Rollback(ctx, "9.9.9", control.SwapOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrReleaseNotFound)
+	res, err := a.client.Rollback(ctx, "", control.SwapOptions{}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "1.0.0", res.Release, "rollback goes to the previous release")
+	assert.Equal(t, "1.0.0", a.machine.Status().Active.Release)
+
+	_, err = a.client.Upgrade(ctx, "hello.zip", bytes.NewReader(tarball(t, "x")), control.UpgradeOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrInvalidRelease, "a file name without a version")
+
+	a.as(4242, access{instance: true, unit: "hello@blue.service"})
+	_, err = a.client.Rollback(ctx, "", control.SwapOptions{}, nil)
+	assert.ErrorIs(t, err, control.ErrPermissionDenied, "an instance may not deploy")
+}
+
+func TestBrokerRefusal(t *testing.T) {
+	err := brokerRefusal("hello", verdict{peer: peer{UID: 1001, PID: 77, Unit: "user@1001.service"}}, nil)
+	assert.ErrorContains(t, err, "permission denied: uid 1001 (pid 77, unit user@1001.service) is not an instance of hello")
+	err = brokerRefusal("hello", verdict{}, context.DeadlineExceeded)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "refused by the parent of hello")
 }
