@@ -9,6 +9,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 // StartTransient creates and starts a transient service and waits until its
@@ -38,10 +39,12 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 		return Unit{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	ch := make(chan string, 1)
+	t := StartTimes{Began: Monotonic()}
 	for attempt := 1; ; attempt++ {
 		if u, err := m.clearName(ctx, name); err != nil {
 			return u, err
 		}
+		t.Requested = Monotonic()
 		err = m.do(ctx, func(c *sd.Conn) error {
 			_, err := c.StartTransientUnitContext(ctx, name, "fail", props, ch)
 			return err
@@ -55,10 +58,27 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 	if err != nil {
 		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
 	}
+	t.Queued = Monotonic()
+	var u Unit
 	if spec.RestartDelay > 0 {
-		return m.waitFirstStart(ctx, name, ch)
+		u, err = m.waitFirstStart(ctx, name, ch)
+	} else {
+		u, err = m.wait(ctx, name, "start", ch)
 	}
-	return m.wait(ctx, name, "start", ch)
+	t.Done = Monotonic()
+	if err == nil {
+		t.Forked, t.Ready = u.Forked, u.Activated
+		u.Start = &t
+	}
+	return u, err
+}
+
+// Monotonic reads CLOCK_MONOTONIC, the clock of systemd's
+// *TimestampMonotonic properties (see StartTimes).
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // cannot fail for this clock
+	return time.Duration(ts.Nano())
 }
 
 // UnloadTimeout bounds how long StartTransient waits for systemd to unload
@@ -298,6 +318,12 @@ func unitFromProps(name string, p map[string]any) Unit {
 	u.Environment, _ = p["Environment"].([]string)
 	if n, ok := p["NRestarts"].(uint32); ok {
 		u.Restarts = int(n)
+	}
+	if ts, ok := p["ExecMainStartTimestampMonotonic"].(uint64); ok {
+		u.Forked = time.Duration(ts) * time.Microsecond
+	}
+	if ts, ok := p["ActiveEnterTimestampMonotonic"].(uint64); ok {
+		u.Activated = time.Duration(ts) * time.Microsecond
 	}
 	u.FragmentPath, _ = p["FragmentPath"].(string)
 	u.Transient, _ = p["Transient"].(bool)
