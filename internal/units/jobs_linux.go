@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
@@ -96,6 +97,9 @@ const unloadPoll = 10 * time.Millisecond
 // systemd to unload a stopped one. It refuses a running unit
 // (ErrUnitActive) and one defined by a unit file.
 func (m *Manager) clearName(ctx context.Context, name string) (Unit, error) {
+	if loaded, err := m.loaded(ctx, name); err == nil && !loaded {
+		return Unit{}, nil // the usual case, in one short call that loads nothing
+	}
 	u, err := m.Unit(ctx, name)
 	switch {
 	case errors.Is(err, ErrNoSuchUnit):
@@ -116,6 +120,23 @@ func (m *Manager) clearName(ctx context.Context, name string) (Unit, error) {
 		return u, err
 	}
 	return m.waitUnloaded(ctx, name)
+}
+
+// loaded reports whether systemd has a unit called name loaded, without
+// making it load one (as reading its properties would).
+func (m *Manager) loaded(ctx context.Context, name string) (bool, error) {
+	if strings.ContainsAny(name, "*?[]\\") {
+		return true, nil // not a literal pattern: let the caller look closer
+	}
+	var st []sd.UnitStatus
+	err := m.do(ctx, func(c *sd.Conn) (err error) {
+		st, err = c.ListUnitsByPatternsContext(ctx, nil, []string{name})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("list unit %s: %w", name, err)
+	}
+	return len(st) > 0, nil
 }
 
 // waitUnloaded re-queries a stopped unit until systemd has unloaded it,
