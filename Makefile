@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 SANDBOX  := scripts/sandbox
 
-.PHONY: bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
+.PHONY: bench bench-quick soak deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
@@ -101,6 +101,16 @@ bench: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=1.0.0' -o bin/hello ./examples/hello
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
 	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec env QUICK=$(QUICK) bin/beamdeploy-bench -beamdeploy /usr/local/bin/beamdeploy -hello bin/hello -dist dist -out bench'
+
+# Not part of make test (~15 min): SOAK swaps back to back under load in the
+# sandbox; fails if a request or a swap fails; prints the slope of the
+# parent's RSS and fds (flat: no leak); bench/soak.json.
+SOAK ?= 1000
+soak: deps build
+	scripts/example-release 1.0.0
+	scripts/example-release 1.1.0
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
+	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec bin/beamdeploy-bench -beamdeploy /usr/local/bin/beamdeploy -dist dist -out bench -soak $(SOAK)'
 
 # What make test runs: fails if beamdeploy loses a request.
 bench-quick:

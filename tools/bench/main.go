@@ -4,7 +4,9 @@
 // systemd: the same app and the same open-model load against beamdeploy
 // swaps, `systemctl restart` of a socket-activated service, and the
 // per-instance SO_REUSEPORT overlap (tcp_migrate_req 0 and 1). It writes
-// bench/results.json, bench/results.md and bench/latency.svg.
+// bench/results.json, bench/results.md and bench/latency.svg. With -soak N
+// it swaps beamdeploy N times under load instead (make soak) and writes
+// bench/soak.json.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 type options struct {
 	bin, hello, dist, out string
 	quick                 bool
+	soak                  int
 	swaps                 int
 	interval              time.Duration
 }
@@ -37,6 +40,7 @@ func main() {
 	flag.StringVar(&o.dist, "dist", "dist", "directory with hello-1.0.0.tar.gz and hello-1.1.0.tar.gz")
 	flag.StringVar(&o.out, "out", "bench", "directory for the reports")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("QUICK") == "1", "10 swaps per scenario instead of 100 (also QUICK=1)")
+	flag.IntVar(&o.soak, "soak", 0, "instead of the benchmark, swap beamdeploy this many times back to back under load and sample the parent's RSS and fds (make soak)")
 	flag.Parse()
 	o.swaps, o.interval = 100, 400*time.Millisecond
 	if o.quick {
@@ -60,6 +64,9 @@ func run(ctx context.Context, o options) error {
 	}
 	// The load generator runs on CPU 1; the apps are pinned to CPU 0.
 	_ = unix.SchedSetaffinity(0, cpuSet(1)) // best effort on 1-CPU machines
+	if o.soak > 0 {
+		return runSoak(ctx, o, o.soak)
+	}
 	rep := &report{Quick: o.quick, Swaps: o.swaps, Machine: machine()}
 	bd, err := newBD(ctx, o.bin, o.dist, "127.0.0.1:18200")
 	if err != nil {
