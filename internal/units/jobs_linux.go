@@ -191,7 +191,7 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 			}
 			return u, err
 		case <-tick.C:
-			u, err := m.Unit(ctx, name)
+			u, err := m.poll(ctx, name)
 			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
 				continue // transient D-Bus trouble: keep waiting for the signal
 			}
@@ -278,7 +278,7 @@ func (m *Manager) wait(ctx context.Context, name, job string, ch <-chan string) 
 		case result := <-ch:
 			return m.finish(ctx, name, job, result)
 		case <-tick.C:
-			u, err := m.Unit(ctx, name)
+			u, err := m.poll(ctx, name)
 			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
 				continue // transient D-Bus trouble: keep waiting for the signal
 			}

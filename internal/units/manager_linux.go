@@ -225,9 +225,25 @@ func (m *Manager) ResetFailed(ctx context.Context, name string) error {
 // Unit returns the current state of a unit, or an error wrapping
 // ErrNoSuchUnit when it is not loaded.
 func (m *Manager) Unit(ctx context.Context, name string) (Unit, error) {
+	return m.read(ctx, name, unitProps)
+}
+
+// pollProps are what waits poll: enough for settled and to report a
+// failed first attempt (waitFirstStart, abortStart); half of unitProps.
+var pollProps = []property{
+	{unitIface, "LoadState"}, {unitIface, "ActiveState"}, {unitIface, "SubState"}, {unitIface, "InvocationID"},
+	{unitIface, "Job"}, {serviceIface, "Result"}, {serviceIface, "ExecMainCode"}, {serviceIface, "ExecMainStatus"},
+	{serviceIface, "NRestarts"},
+}
+
+// poll is Unit with only pollProps filled in.
+func (m *Manager) poll(ctx context.Context, name string) (Unit, error) {
+	return m.read(ctx, name, pollProps)
+}
+
+func (m *Manager) read(ctx context.Context, name string, want []property) (Unit, error) {
 	var props map[string]any
 	err := m.doLink(ctx, func(l link) (err error) {
-		want := unitProps
 		if !strings.HasSuffix(name, ".service") {
 			want = slices.DeleteFunc(slices.Clone(want), func(p property) bool { return p.iface == serviceIface })
 		}
