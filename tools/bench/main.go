@@ -76,6 +76,13 @@ func run(ctx context.Context, o options) error {
 	if _, fds, err := bd.parentStats(); err == nil {
 		rep.ParentFDsBefore = fds
 	}
+	if rep.ShimStartup, rep.ShimFetch, err = shimStartup(ctx, o.bin, bd.app, 20); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: beamdeploy: the start's cost by sandbox settings, no load")
+	if rep.Sandbox, err = measureSandbox(ctx, bd, max(3, o.swaps/10)); err != nil {
+		return err
+	}
 	if err := calibrate(ctx, o, bd, rep); err != nil {
 		return err
 	}
@@ -225,7 +232,36 @@ func runScenario(ctx context.Context, o options, sys system, sc scenario, rate f
 	if sc.IdlePool {
 		res.Pool = summarisePool(pool, swapsDone)
 	}
+	if bd, ok := sys.(*bdSystem); ok && len(swapsDone) > 0 {
+		res.Breakdowns = startBreakdowns(ctx, bd, swapsDone)
+		if len(res.Breakdowns) > 0 {
+			m := medianBreakdown(res.Breakdowns)
+			res.Breakdown = &m
+		}
+	}
 	return res
+}
+
+// startBreakdowns reads where each swap's start went and prints one line
+// per swap.
+func startBreakdowns(ctx context.Context, bd *bdSystem, swaps []swapTiming) []breakdown {
+	var ps []pending
+	for _, t := range swaps {
+		if t.Start != nil {
+			ps = append(ps, *t.Start)
+		}
+	}
+	bs, err := breakdowns(ctx, bd.app, swaps[0].Begin, ps)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: no start breakdown:", err)
+	}
+	for i, b := range bs {
+		fmt.Fprintf(os.Stderr, "bench: swap %d: %s\n", i+1, b)
+	}
+	if len(bs) < len(swaps) {
+		fmt.Fprintf(os.Stderr, "bench: start breakdown of %d of %d swaps (the journal or the unit's timestamps lacked the others)\n", len(bs), len(swaps))
+	}
+	return bs
 }
 
 func postBody(sc scenario) []byte {
@@ -242,6 +278,9 @@ func measureBD(ctx context.Context, o options, bd *bdSystem, rep *report) error 
 		return fmt.Errorf("parent stats: %w", err)
 	}
 	rep.ParentRSSKB, rep.ParentFDs = rss, fds
+	if rep.ParentExeKB, rep.ParentOtherKB, err = bd.parentMemory(); err != nil {
+		return fmt.Errorf("parent memory: %w", err)
+	}
 	mbps, err := stagingThroughput(ctx, o, bd)
 	if err != nil {
 		return err
