@@ -316,6 +316,8 @@ func (m *Manager) finish(ctx context.Context, name, job, result string) (Unit, e
 	return u, &JobError{Unit: name, Job: job, Result: result, Exit: u.Exit(), ServiceResult: u.Result}
 }
 
+// unitFromProps builds a Unit from properties by name. Unit asks systemd
+// for unitProps only: a property read here must be listed there too.
 func unitFromProps(name string, p map[string]any) Unit {
 	u := Unit{Name: name}
 	u.LoadState, _ = p["LoadState"].(string)
