@@ -2,14 +2,19 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# beamdeploy speaks HTTP/1.1 on unix sockets only and renders its own man
+# page: leave out net/http's HTTP/2 and urfave/cli's man/markdown generator
+# (0.9 MB less executable, which every parent keeps resident; see README,
+# "Performance"). packaging/deb/build uses the same tags.
+TAGS     := nethttpomithttp2,urfave_cli_no_docs
 SANDBOX  := scripts/sandbox
 
-.PHONY: ansible ansible-sanity test-fleet fleet-demo bench bench-quick deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
+.PHONY: ansible ansible-sanity test-fleet fleet-demo bench bench-quick soak deb test-deb all build deps example-release demo test unit test-systemd test-systemd-257 fmt-check vet lint clean sandbox-check fuzz
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/beamdeploy ./cmd/beamdeploy
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/beamdeploy ./cmd/beamdeploy
 
 # Debian packages the sandbox and tests need (idempotent).
 deps:
@@ -106,6 +111,16 @@ bench: deps build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=1.0.0' -o bin/hello ./examples/hello
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
 	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec env QUICK=$(QUICK) GATE=$(GATE) bin/beamdeploy-bench -beamdeploy /usr/local/bin/beamdeploy -hello bin/hello -dist dist -out bench'
+
+# Not part of make test (~15 min): SOAK swaps back to back under load in the
+# sandbox; fails if a request or a swap fails; prints the slope of the
+# parent's RSS and fds (flat: no leak); bench/soak.json.
+SOAK ?= 1000
+soak: deps build
+	scripts/example-release 1.0.0
+	scripts/example-release 1.1.0
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/beamdeploy-bench ./tools/bench
+	$(SANDBOX) -- sh -c 'install -m 0755 bin/beamdeploy /usr/local/bin/beamdeploy && exec bin/beamdeploy-bench -beamdeploy /usr/local/bin/beamdeploy -dist dist -out bench -soak $(SOAK)'
 
 # What make test runs: fails if beamdeploy loses a request. Only
 # beamdeploy's own scenarios (GATE=1): the alternatives it is compared with

@@ -11,10 +11,25 @@ import (
 
 	"github.com/beamdeploy/beamdeploy/internal/parent"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
+	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
 // brokerWait is how long an instance waits for the parent's fd broker.
 const brokerWait = 30 * time.Second
+
+// mainStarted is when this process's main package was initialised (after
+// the Go runtime and every package it imports).
+var mainStarted = units.Monotonic()
+
+// traceExec writes the shim's trace line (see sockact.TraceEnv) when the
+// instance's environment asks for it.
+func traceExec(fetched time.Duration) {
+	if os.Getenv(sockact.TraceEnv) == "" {
+		return
+	}
+	_ = os.Unsetenv(sockact.TraceEnv) // the app need not see it; cannot fail for a valid key
+	fmt.Fprintln(os.Stderr, sockact.Trace{Main: mainStarted, Listeners: fetched, Exec: units.Monotonic()})
+}
 
 func execCommand(g *globals) *cli.Command {
 	return &cli.Command{
@@ -51,6 +66,7 @@ func execCommand(g *globals) *cli.Command {
 				return sockact.Exec(fds, argv, os.Environ())
 			}
 			fds, err := listeners(g.paths.BrokerSocket(app))
+			fetched := units.Monotonic()
 			if errors.Is(err, sockact.ErrRefused) {
 				return fmt.Errorf("get listening sockets of %s: %w", app, err)
 			}
@@ -70,6 +86,7 @@ func execCommand(g *globals) *cli.Command {
 					_ = os.Setenv("BEAMDEPLOY_RELEASE", h.Release) // cannot fail for a valid key
 				}
 			}
+			traceExec(fetched)
 			return sockact.Exec(fds, argv, os.Environ())
 		},
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 // StartTransient creates and starts a transient service and waits until its
@@ -38,10 +40,12 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 		return Unit{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	ch := make(chan string, 1)
+	t := StartTimes{Began: Monotonic()}
 	for attempt := 1; ; attempt++ {
 		if u, err := m.clearName(ctx, name); err != nil {
 			return u, err
 		}
+		t.Requested = Monotonic()
 		err = m.do(ctx, func(c *sd.Conn) error {
 			_, err := c.StartTransientUnitContext(ctx, name, "fail", props, ch)
 			return err
@@ -55,10 +59,27 @@ func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (U
 	if err != nil {
 		return Unit{}, fmt.Errorf("start transient unit %s: %w", name, err)
 	}
+	t.Queued = Monotonic()
+	var u Unit
 	if spec.RestartDelay > 0 {
-		return m.waitFirstStart(ctx, name, ch)
+		u, err = m.waitFirstStart(ctx, name, ch)
+	} else {
+		u, err = m.wait(ctx, name, "start", ch)
 	}
-	return m.wait(ctx, name, "start", ch)
+	t.Done = Monotonic()
+	if err == nil {
+		t.Forked, t.Ready = u.Forked, u.Activated
+		u.Start = &t
+	}
+	return u, err
+}
+
+// Monotonic reads CLOCK_MONOTONIC, the clock of systemd's
+// *TimestampMonotonic properties (see StartTimes).
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // cannot fail for this clock
+	return time.Duration(ts.Nano())
 }
 
 // UnloadTimeout bounds how long StartTransient waits for systemd to unload
@@ -76,6 +97,9 @@ const unloadPoll = 10 * time.Millisecond
 // systemd to unload a stopped one. It refuses a running unit
 // (ErrUnitActive) and one defined by a unit file.
 func (m *Manager) clearName(ctx context.Context, name string) (Unit, error) {
+	if loaded, err := m.loaded(ctx, name); err == nil && !loaded {
+		return Unit{}, nil // the usual case, in one short call that loads nothing
+	}
 	u, err := m.Unit(ctx, name)
 	switch {
 	case errors.Is(err, ErrNoSuchUnit):
@@ -96,6 +120,23 @@ func (m *Manager) clearName(ctx context.Context, name string) (Unit, error) {
 		return u, err
 	}
 	return m.waitUnloaded(ctx, name)
+}
+
+// loaded reports whether systemd has a unit called name loaded, without
+// making it load one (as reading its properties would).
+func (m *Manager) loaded(ctx context.Context, name string) (bool, error) {
+	if strings.ContainsAny(name, "*?[]\\") {
+		return true, nil // not a literal pattern: let the caller look closer
+	}
+	var st []sd.UnitStatus
+	err := m.do(ctx, func(c *sd.Conn) (err error) {
+		st, err = c.ListUnitsByPatternsContext(ctx, nil, []string{name})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("list unit %s: %w", name, err)
+	}
+	return len(st) > 0, nil
 }
 
 // waitUnloaded re-queries a stopped unit until systemd has unloaded it,
@@ -150,7 +191,7 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 			}
 			return u, err
 		case <-tick.C:
-			u, err := m.Unit(ctx, name)
+			u, err := m.poll(ctx, name)
 			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
 				continue // transient D-Bus trouble: keep waiting for the signal
 			}
@@ -237,7 +278,7 @@ func (m *Manager) wait(ctx context.Context, name, job string, ch <-chan string) 
 		case result := <-ch:
 			return m.finish(ctx, name, job, result)
 		case <-tick.C:
-			u, err := m.Unit(ctx, name)
+			u, err := m.poll(ctx, name)
 			if err != nil && !errors.Is(err, ErrNoSuchUnit) {
 				continue // transient D-Bus trouble: keep waiting for the signal
 			}
@@ -275,6 +316,8 @@ func (m *Manager) finish(ctx context.Context, name, job, result string) (Unit, e
 	return u, &JobError{Unit: name, Job: job, Result: result, Exit: u.Exit(), ServiceResult: u.Result}
 }
 
+// unitFromProps builds a Unit from properties by name. Unit asks systemd
+// for unitProps only: a property read here must be listed there too.
 func unitFromProps(name string, p map[string]any) Unit {
 	u := Unit{Name: name}
 	u.LoadState, _ = p["LoadState"].(string)
@@ -298,6 +341,12 @@ func unitFromProps(name string, p map[string]any) Unit {
 	u.Environment, _ = p["Environment"].([]string)
 	if n, ok := p["NRestarts"].(uint32); ok {
 		u.Restarts = int(n)
+	}
+	if ts, ok := p["ExecMainStartTimestampMonotonic"].(uint64); ok {
+		u.Forked = time.Duration(ts) * time.Microsecond
+	}
+	if ts, ok := p["ActiveEnterTimestampMonotonic"].(uint64); ok {
+		u.Activated = time.Duration(ts) * time.Microsecond
 	}
 	u.FragmentPath, _ = p["FragmentPath"].(string)
 	u.Transient, _ = p["Transient"].(bool)

@@ -70,3 +70,6 @@ func (m *Manager) ProcessOwner(context.Context, int, int) (Owner, error) {
 
 // Restarts returns an error wrapping errors.ErrUnsupported.
 func (m *Manager) Restarts(context.Context, string) (int, error) { return 0, errUnsupported }
+
+// Monotonic returns 0: no CLOCK_MONOTONIC reading on this platform.
+func Monotonic() time.Duration { return 0 }

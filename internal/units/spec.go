@@ -117,6 +117,27 @@ type Unit struct {
 	Restarts     int       // NRestarts: automatic restarts since the unit was loaded
 	FragmentPath string    // the unit file; /run/systemd/transient/NAME for transient units
 	Transient    bool      // created over D-Bus rather than from a unit file
+	// Forked and Activated are when systemd forked the main process
+	// (ExecMainStartTimestampMonotonic) and when the unit last became
+	// active (ActiveEnterTimestampMonotonic; for Type=notify, READY=1), on
+	// CLOCK_MONOTONIC (see Monotonic); zero if never.
+	Forked, Activated time.Duration
+	// Start is where the time of the start went, set by StartTransient
+	// when the start succeeded; nil otherwise.
+	Start *StartTimes
+}
+
+// StartTimes tells where the time of one StartTransient went. Each is a
+// reading of CLOCK_MONOTONIC (see Monotonic), the clock of systemd's
+// *TimestampMonotonic properties, so that they line up with systemd's
+// and with other processes' readings (such as the exec shim's).
+type StartTimes struct {
+	Began     time.Duration // StartTransient was called
+	Requested time.Duration // a leftover of the name was cleared; StartTransientUnit sent
+	Queued    time.Duration // systemd answered: the unit exists and its start job is queued
+	Forked    time.Duration // systemd forked the main process
+	Ready     time.Duration // systemd took READY=1: the unit became active
+	Done      time.Duration // StartTransient learned that the start job finished
 }
 
 // Owner is the unit a process belongs to, as the service manager says

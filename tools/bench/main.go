@@ -4,7 +4,9 @@
 // systemd: the same app and the same open-model load against beamdeploy
 // swaps, `systemctl restart` of a socket-activated service, and the
 // per-instance SO_REUSEPORT overlap (tcp_migrate_req 0 and 1). It writes
-// bench/results.json, bench/results.md and bench/latency.svg.
+// bench/results.json, bench/results.md and bench/latency.svg. With -soak N
+// it swaps beamdeploy N times under load instead (make soak) and writes
+// bench/soak.json.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 type options struct {
 	bin, hello, dist, out string
 	quick, gate           bool
+	soak                  int
 	swaps                 int
 	interval              time.Duration
 }
@@ -38,6 +41,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench", "directory for the reports")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("QUICK") == "1", "10 swaps per scenario instead of 100 (also QUICK=1)")
 	flag.BoolVar(&o.gate, "gate", os.Getenv("GATE") == "1", "beamdeploy's scenarios only, without the alternatives (what make test gates on; also GATE=1)")
+	flag.IntVar(&o.soak, "soak", 0, "instead of the benchmark, swap beamdeploy this many times back to back under load and sample the parent's RSS and fds (make soak)")
 	flag.Parse()
 	o.swaps, o.interval = 100, 400*time.Millisecond
 	if o.quick {
@@ -61,6 +65,9 @@ func run(ctx context.Context, o options) error {
 	}
 	// The load generator runs on CPU 1; the apps are pinned to CPU 0.
 	_ = unix.SchedSetaffinity(0, cpuSet(1)) // best effort on 1-CPU machines
+	if o.soak > 0 {
+		return runSoak(ctx, o, o.soak)
+	}
 	rep := &report{Quick: o.quick, Swaps: o.swaps, Machine: machine()}
 	bd, err := newBD(ctx, o.bin, o.dist, "127.0.0.1:18200")
 	if err != nil {
@@ -69,6 +76,13 @@ func run(ctx context.Context, o options) error {
 	defer bd.Close()
 	if _, fds, err := bd.parentStats(); err == nil {
 		rep.ParentFDsBefore = fds
+	}
+	if rep.ShimStartup, rep.ShimFetch, err = shimStartup(ctx, o.bin, bd.app, 20); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: beamdeploy: the start's cost by sandbox settings, no load")
+	if rep.Sandbox, err = measureSandbox(ctx, bd, max(3, o.swaps/10)); err != nil {
+		return err
 	}
 	if err := calibrate(ctx, o, bd, rep); err != nil {
 		return err
@@ -223,7 +237,36 @@ func runScenario(ctx context.Context, o options, sys system, sc scenario, rate f
 	if sc.IdlePool {
 		res.Pool = summarisePool(pool, swapsDone)
 	}
+	if bd, ok := sys.(*bdSystem); ok && len(swapsDone) > 0 {
+		res.Breakdowns = startBreakdowns(ctx, bd, swapsDone)
+		if len(res.Breakdowns) > 0 {
+			m := medianBreakdown(res.Breakdowns)
+			res.Breakdown = &m
+		}
+	}
 	return res
+}
+
+// startBreakdowns reads where each swap's start went and prints one line
+// per swap.
+func startBreakdowns(ctx context.Context, bd *bdSystem, swaps []swapTiming) []breakdown {
+	var ps []pending
+	for _, t := range swaps {
+		if t.Start != nil {
+			ps = append(ps, *t.Start)
+		}
+	}
+	bs, err := breakdowns(ctx, bd.app, swaps[0].Begin, ps)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: no start breakdown:", err)
+	}
+	for i, b := range bs {
+		fmt.Fprintf(os.Stderr, "bench: swap %d: %s\n", i+1, b)
+	}
+	if len(bs) < len(swaps) {
+		fmt.Fprintf(os.Stderr, "bench: start breakdown of %d of %d swaps (the journal or the unit's timestamps lacked the others)\n", len(bs), len(swaps))
+	}
+	return bs
 }
 
 func postBody(sc scenario) []byte {
@@ -240,6 +283,9 @@ func measureBD(ctx context.Context, o options, bd *bdSystem, rep *report) error 
 		return fmt.Errorf("parent stats: %w", err)
 	}
 	rep.ParentRSSKB, rep.ParentFDs = rss, fds
+	if rep.ParentExeKB, rep.ParentOtherKB, err = bd.parentMemory(); err != nil {
+		return fmt.Errorf("parent memory: %w", err)
+	}
 	mbps, err := stagingThroughput(ctx, o, bd)
 	if err != nil {
 		return err

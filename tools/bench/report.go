@@ -29,38 +29,47 @@ type latency struct {
 }
 
 type result struct {
-	System    string           `json:"system"`
-	Scenario  string           `json:"scenario"`
-	Rate      float64          `json:"rate_rps"`
-	Swaps     int              `json:"swaps"`
-	SwapError string           `json:"swap_error,omitempty"`
-	Sent      int              `json:"sent"`
-	Failed    int              `json:"failed"`
-	ByClass   map[string]int   `json:"failed_by_class"`
-	InWindows latency          `json:"latency_in_swap_windows"`
-	Outside   latency          `json:"latency_outside"`
-	WrongSlow int              `json:"slow_not_from_old_release,omitempty"` // S4: in-flight requests not answered by the old release
-	ReadyMS   float64          `json:"median_ready_ms,omitempty"`
-	StopMS    float64          `json:"median_stop_ms,omitempty"`
-	SwapMS    float64          `json:"median_swap_ms"`
-	Pool      *poolStats       `json:"idle_pool,omitempty"` // S3's idle keep-alive pool (also counted above)
-	Timeline  []loadgen.Sample `json:"-"`
-	Windows   [][2]time.Time   `json:"-"`
+	System    string         `json:"system"`
+	Scenario  string         `json:"scenario"`
+	Rate      float64        `json:"rate_rps"`
+	Swaps     int            `json:"swaps"`
+	SwapError string         `json:"swap_error,omitempty"`
+	Sent      int            `json:"sent"`
+	Failed    int            `json:"failed"`
+	ByClass   map[string]int `json:"failed_by_class"`
+	InWindows latency        `json:"latency_in_swap_windows"`
+	Outside   latency        `json:"latency_outside"`
+	WrongSlow int            `json:"slow_not_from_old_release,omitempty"` // S4: in-flight requests not answered by the old release
+	ReadyMS   float64        `json:"median_ready_ms,omitempty"`
+	StopMS    float64        `json:"median_stop_ms,omitempty"`
+	SwapMS    float64        `json:"median_swap_ms"`
+	Pool      *poolStats     `json:"idle_pool,omitempty"` // S3's idle keep-alive pool (also counted above)
+	// Breakdowns: beamdeploy, where each swap's start went; Breakdown: the
+	// median of each part.
+	Breakdowns []breakdown      `json:"start_breakdown,omitempty"`
+	Breakdown  *breakdown       `json:"median_start_breakdown,omitempty"`
+	Timeline   []loadgen.Sample `json:"-"`
+	Windows    [][2]time.Time   `json:"-"`
 }
 
 type report struct {
-	Machine            string   `json:"machine"`
-	Quick              bool     `json:"quick"`
-	Swaps              int      `json:"swaps_per_scenario"`
-	CapacityDirect     float64  `json:"capacity_direct_rps"`
-	CapacityBeamdeploy float64  `json:"capacity_through_beamdeploy_rps"`
-	Rate               float64  `json:"load_rps"`
-	AppReady           float64  `json:"app_time_to_ready_ms"`
-	ParentRSSKB        int      `json:"parent_rss_kb"`
-	ParentFDsBefore    int      `json:"parent_fds_before"`
-	ParentFDs          int      `json:"parent_fds_after"`
-	StagingMBps        float64  `json:"staging_mb_per_s"`
-	Results            []result `json:"results"`
+	Machine            string        `json:"machine"`
+	Quick              bool          `json:"quick"`
+	Swaps              int           `json:"swaps_per_scenario"`
+	CapacityDirect     float64       `json:"capacity_direct_rps"`
+	CapacityBeamdeploy float64       `json:"capacity_through_beamdeploy_rps"`
+	Rate               float64       `json:"load_rps"`
+	AppReady           float64       `json:"app_time_to_ready_ms"`
+	ParentRSSKB        int           `json:"parent_rss_kb"`
+	ParentExeKB        int           `json:"parent_rss_executable_kb"` // of it, the pages of the beamdeploy executable
+	ParentOtherKB      int           `json:"parent_rss_other_kb"`      // the rest: heap, stacks, runtime
+	ShimStartup        float64       `json:"shim_startup_ms"`          // the exec shim outside systemd: fork → its main
+	ShimFetch          float64       `json:"shim_fetch_root_ms"`       // and its fetch from the fd broker as root (no identity lookup)
+	Sandbox            []sandboxCost `json:"start_by_sandbox"`         // starts without load under drop-ins that turn hardening off
+	ParentFDsBefore    int           `json:"parent_fds_before"`
+	ParentFDs          int           `json:"parent_fds_after"`
+	StagingMBps        float64       `json:"staging_mb_per_s"`
+	Results            []result      `json:"results"`
 }
 
 func (r *report) add(res result) { r.Results = append(r.Results, res) }
@@ -266,13 +275,31 @@ func (r *report) markdown() string {
 				res.System, res.Scenario, p.Conns, idlePool.MinIdle, idlePool.MaxIdle, p.Sent, p.Failed, p.InDrain, idlePool.MinIdle)
 		}
 	}
+	fmt.Fprintf(&b, "beamdeploy: parent RSS %.1f MB after all swaps (target %d MB: %s): the beamdeploy executable's mapped pages %.1f MB, the rest (heap, stacks, runtime) %.1f MB.\n",
+		float64(r.ParentRSSKB)/1024, rssTargetKB/1024, verdict(r.ParentRSSKB <= rssTargetKB), float64(r.ParentExeKB)/1024, float64(r.ParentOtherKB)/1024)
 	for _, res := range r.Results {
 		if res.System == "beamdeploy" && res.ReadyMS > 0 {
-			fmt.Fprintf(&b, "beamdeploy %s: median start→READY %.1f ms (control-plane overhead %.1f ms over the app's own %.1f ms), stop→gone %.1f ms.\n",
-				res.Scenario, res.ReadyMS, res.ReadyMS-r.AppReady, r.AppReady, res.StopMS)
+			over := res.ReadyMS - r.AppReady
+			fmt.Fprintf(&b, "beamdeploy %s: median start→READY %.1f ms (control-plane overhead %.1f ms over the app's own %.1f ms; target %.0f ms: %s), stop→gone %.1f ms.\n",
+				res.Scenario, res.ReadyMS, over, r.AppReady, ms(overheadTarget), verdict(over <= ms(overheadTarget)), res.StopMS)
+		}
+		if bd := res.Breakdown; res.System == "beamdeploy" && bd != nil {
+			fmt.Fprintf(&b, "beamdeploy %s: medians of %d swaps: %s.\n", res.Scenario, len(res.Breakdowns), bd)
 		}
 	}
+	fmt.Fprintf(&b, "The exec shim started outside systemd (fork → its main: exec, Go runtime, package init) takes %.1f ms, and its fetch from the fd broker as root %.1f ms: the rest of fork→shim main is systemd setting up the unit's sandbox.\n",
+		r.ShimStartup, r.ShimFetch)
+	for _, c := range r.Sandbox {
+		fmt.Fprintf(&b, "Without load, %s (median of %d swaps): fork→shim main %.1f ms; %s.\n", c.Name, c.Swaps, c.Breakdown.Sandbox, c.Breakdown)
+	}
 	return b.String()
+}
+
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "missed"
 }
 
 func classes(m map[string]int) string {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/sockact"
 )
 
 // swapTiming is what one swap cost, as far as the system tells.
@@ -28,6 +30,7 @@ type swapTiming struct {
 	Ready      time.Duration // start requested → READY=1 (0 if unknown)
 	Stop       time.Duration // stop requested → old instance gone (0 if unknown)
 	OldRelease string
+	Start      *pending // beamdeploy: the new instance's start, for its breakdown
 }
 
 // system is one way of replacing the running app.
@@ -56,7 +59,7 @@ func newBD(ctx context.Context, bin, dist, addr string) (*bdSystem, error) {
 	s := &bdSystem{bin: bin, app: "bench", addr: addr,
 		releases: [2]string{filepath.Join(dist, "hello-1.0.0.tar.gz"), filepath.Join(dist, "hello-1.1.0.tar.gz")},
 		versions: [2]string{"1.0.0", "1.1.0"}}
-	if err := pinDropIn("bench@.service"); err != nil {
+	if err := pinDropIn("bench@.service", "Environment="+sockact.TraceEnv+"=1"); err != nil {
 		return nil, err
 	}
 	if out, err := exec.CommandContext(ctx, bin, "init", s.app, "--listen", addr, "--exec", "bin/hello", "--drain-timeout", drainTimeout.String(), "--force").CombinedOutput(); err != nil {
@@ -84,6 +87,12 @@ func (s *bdSystem) Swap(ctx context.Context) (swapTiming, error) {
 	}
 	s.next = 1 - s.next
 	t.Ready, t.Stop = res.Ready, res.Stop
+	if res.To != nil {
+		p := &pending{swapID: res.ID, unit: res.To.Unit, invocation: res.To.InvocationID, ready: res.Ready}
+		if unitTimes(ctx, p) == nil { // else no breakdown for this swap (the unit was restarted already)
+			t.Start = p
+		}
+	}
 	return t, nil
 }
 
@@ -115,6 +124,47 @@ func (s *bdSystem) parentStats() (rssKB, fds int, err error) {
 		return 0, 0, err
 	}
 	return procStats(st.ParentPID)
+}
+
+// parentMemory splits the parent's resident set: the pages of its
+// executable (text and read-only data mapped from the file, shared with
+// every other beamdeploy process) and the rest (heap, stacks, runtime).
+func (s *bdSystem) parentMemory() (exeKB, otherKB int, err error) {
+	out, err := exec.Command(s.bin, "--json", "status", s.app).Output()
+	if err != nil {
+		return 0, 0, err
+	}
+	var st control.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return 0, 0, err
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.ParentPID))
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", st.ParentPID))
+	if err != nil {
+		return 0, 0, err
+	}
+	var mapped string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			mapped = "" // a mapping's header: range perms offset dev inode [path]
+			if len(f) >= 6 {
+				mapped = f[5]
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			kb, _ := strconv.Atoi(f[1])
+			if mapped == exe {
+				exeKB += kb
+			} else {
+				otherKB += kb
+			}
+		}
+	}
+	return exeKB, otherKB, nil
 }
 
 func procStats(pid int) (rssKB, fds int, err error) {
@@ -266,13 +316,14 @@ func cpuSet(cpus ...int) *unix.CPUSet {
 }
 
 // pinDropIn keeps the app's instances on CPU 0, away from the load
-// generator on CPU 1.
-func pinDropIn(unit string) error {
+// generator on CPU 1, and adds the settings more.
+func pinDropIn(unit string, more ...string) error {
 	dir := filepath.Join("/etc/systemd/system", unit+".d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bench-cpu.conf"), []byte("[Service]\nCPUAffinity=0\n"), 0o644); err != nil {
+	text := "[Service]\nCPUAffinity=0\n" + strings.Join(append(more, ""), "\n")
+	if err := os.WriteFile(filepath.Join(dir, "bench-cpu.conf"), []byte(text), 0o644); err != nil {
 		return err
 	}
 	return exec.Command("systemctl", "daemon-reload").Run()
