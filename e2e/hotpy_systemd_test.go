@@ -137,7 +137,16 @@ func TestSystemdHotUpgradeInPlaceAnyRuntime(t *testing.T) {
 	// A restart of the unit runs the hot-upgraded release; so does a
 	// restarted parent report it.
 	requireRestartRuns(t, a, unit, "1.2.0")
-	requireParentReports(t, a, unit, "1.2.0")
+	// After systemd's restart the unit has another main process: an
+	// in-place upgrade orders that one and keeps it.
+	restarted := mainPID(t, unit)
+	require.NotEqual(t, pid, restarted)
+	res, stderr, err := a.hotUpgrade(pyRelease(t, "1.4.0", "in_place", false))
+	require.NoError(t, err, stderr)
+	assert.Equal(t, restarted, res.To.PID)
+	assert.Equal(t, restarted, mainPID(t, unit))
+	requireServing(t, a, "1.4.0")
+	requireParentReports(t, a, unit, "1.4.0")
 }
 
 func TestSystemdHotUpgradeSuccessorAnyRuntime(t *testing.T) {

@@ -59,9 +59,18 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 		report:  make(chan control.HotReport, 1),
 		verdict: make(chan control.HotVerdict, 1),
 	}
+	// systemd may have restarted the unit since the parent recorded it
+	// (Restart=on-failure): the process to order, and the one an in-place
+	// upgrade keeps, is its main process now.
+	if u, err := r.units.Unit(ctx, inst.Unit); err == nil && u.ActiveState == "active" && u.MainPID > 0 {
+		inst.PID, inst.InvocationID = u.MainPID, u.InvocationID
+	}
 	began := time.Now()
 	deadline := began.Add(job.order.Timeout)
 	if !r.hot.dispatch(ctx, inst.Unit, job) {
+		if ctx.Err() != nil {
+			return inst, fmt.Errorf("hot upgrade of %s cancelled while waiting for its poll: %w", inst.Unit, ctx.Err())
+		}
 		return inst, fmt.Errorf("%w: %s (pid %d) does not accept hot upgrades: its app does not poll %s (Go SDK: beamdeploy.HotUpgrades; see docs/protocol.md); use: beamdeploy upgrade %s TARBALL",
 			errHotUnsupported, inst.Unit, inst.PID, control.PathHotWait, r.app)
 	}
@@ -93,6 +102,15 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 		// the caller does next meets the new release only.
 		if err := waitExit(ctx, inst.PID, r.cfg.Drain()+5*time.Second); err != nil {
 			r.log.Warn("the old process of a hot upgrade is still there", "unit", inst.Unit, "pid", inst.PID, "err", err)
+		}
+		// A verdict that did not reach the old process (its report's
+		// connection dropped) leaves it to take the unit back: then the
+		// old release serves, and nothing may say otherwise.
+		if u, err := r.units.Unit(ctx, inst.Unit); err == nil && u.MainPID == inst.PID {
+			if err := removeHotFile(r.paths, r.app, inst.Unit); err != nil {
+				r.log.Error("could not remove the hot upgrade record", "unit", inst.Unit, "err", err)
+			}
+			return inst, fmt.Errorf("the old process (pid %d) took %s back after the new one was ready (it did not get the verdict); the old release %s keeps serving", inst.PID, inst.Unit, inst.Release)
 		}
 	}
 	return next, nil
@@ -144,6 +162,8 @@ func (r *instances) tookOver(ctx context.Context, inst swap.Instance, rep contro
 	case exited:
 		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, "", began),
 			Err: fmt.Errorf("the new process (pid %d) exited before it was ready; the old one keeps serving", rep.PID)}
+	case ctx.Err() != nil:
+		return fmt.Errorf("hot upgrade of %s cancelled while the new process (pid %d) got ready: %w", inst.Unit, rep.PID, ctx.Err())
 	case err != nil:
 		return fmt.Errorf("the new process (pid %d) was not ready within %s (it must send MAINPID=%d and READY=1 on NOTIFY_SOCKET); the old one keeps serving",
 			rep.PID, deadline.Sub(began).Round(time.Millisecond), rep.PID)
