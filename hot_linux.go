@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -66,20 +65,15 @@ func startSuccessor(order control.HotOrder) (*successor, error) {
 	return s, nil
 }
 
-// stop stops a successor that did not take over: SIGTERM, so that it
-// drains the connections it may have accepted, then SIGKILL after drain.
-func (s *successor) stop(drain time.Duration) {
-	_ = unix.Kill(s.pid, unix.SIGTERM) // it may be gone already
-	if drain <= 0 {
-		drain = 30 * time.Second
-	}
-	t := time.NewTimer(drain)
-	defer t.Stop()
-	select {
-	case <-s.exited:
-		return
-	case <-t.C:
-	}
+// stop ends a successor that did not take over, with this process the
+// unit's main process again. The successor is paused (SIGSTOP) before
+// the take-back, so that nothing it sends can land after it (a claim, or
+// a STOPPING=1 of its drain, which systemd would take for the unit's),
+// then killed: a refused successor must not speak to systemd again. What
+// it accepted meanwhile is lost; the unit and the old process are not.
+func (s *successor) stop(takeBack func()) {
+	_ = unix.Kill(s.pid, unix.SIGSTOP) // it may be gone already
+	takeBack()
 	_ = unix.Kill(s.pid, unix.SIGKILL) // not reaped yet: the pid is still its
 	<-s.exited                         // SIGKILL cannot be ignored: this ends
 }

@@ -5,7 +5,6 @@ package beamdeploy
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
@@ -16,4 +15,4 @@ func startSuccessor(control.HotOrder) (*successor, error) {
 	return nil, fmt.Errorf("%w: %w", errSuccessor, errors.ErrUnsupported)
 }
 
-func (*successor) stop(time.Duration) {}
+func (*successor) stop(func()) {}

@@ -164,13 +164,15 @@ def successor(order, socks, names):
     if verdict.get("proceed"):
         return True
     log("the new process did not take over:", verdict)
-    notify("MAINPID=%d" % os.getpid())  # take the unit back first, then stop the new process
-    child.terminate()
+    # Pause it, take the unit back, then kill it: nothing it sends may
+    # land after the take-back (docs/protocol.md, successor step 5).
     try:
-        child.wait(order.get("drain_ns", 30e9) / 1e9)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+        os.kill(child.pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        pass
+    notify("MAINPID=%d" % os.getpid())
+    child.kill()
+    child.wait()
     return False
 
 
