@@ -77,7 +77,7 @@ func handOver(ctx context.Context, c *control.Client, order control.HotOrder) bo
 	// Refused, or no verdict (the parent went away): the successor may
 	// have told systemd it is the main process already. Take the unit
 	// back before it goes, or the unit goes with it.
-	s.stop(reclaimMain)
+	s.stop(reclaimMain, order.Drain)
 	return false
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -66,14 +67,27 @@ func startSuccessor(order control.HotOrder) (*successor, error) {
 }
 
 // stop ends a successor that did not take over, with this process the
-// unit's main process again. The successor is paused (SIGSTOP) before
-// the take-back, so that nothing it sends can land after it (a claim, or
-// a STOPPING=1 of its drain, which systemd would take for the unit's),
-// then killed: a refused successor must not speak to systemd again. What
-// it accepted meanwhile is lost; the unit and the old process are not.
-func (s *successor) stop(takeBack func()) {
+// unit's main process again. The successor is paused (SIGSTOP) for the
+// take-back, so that a claim it sent before lands first and none comes
+// after; then it gets SIGTERM and drains the connections it accepted
+// (SIGKILL after drain). An SDK successor that has not claimed the unit
+// sends neither a claim nor STOPPING=1 once it drains (see Ready and
+// Stopping).
+func (s *successor) stop(takeBack func(), drain time.Duration) {
 	_ = unix.Kill(s.pid, unix.SIGSTOP) // it may be gone already
 	takeBack()
+	_ = unix.Kill(s.pid, unix.SIGTERM) // pending until it runs again
+	_ = unix.Kill(s.pid, unix.SIGCONT)
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+		return
+	case <-t.C:
+	}
 	_ = unix.Kill(s.pid, unix.SIGKILL) // not reaped yet: the pid is still its
 	<-s.exited                         // SIGKILL cannot be ignored: this ends
 }

@@ -5,6 +5,7 @@ package beamdeploy
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
@@ -15,4 +16,4 @@ func startSuccessor(control.HotOrder) (*successor, error) {
 	return nil, fmt.Errorf("%w: %w", errSuccessor, errors.ErrUnsupported)
 }
 
-func (*successor) stop(func()) {}
+func (*successor) stop(func(), time.Duration) {}

@@ -18,18 +18,34 @@ import (
 // In a process started by a hot upgrade ([EnvSuccessor] set, see
 // [HotUpgrades]) Ready also makes the process the unit's main process
 // (MAINPID=); the parent then tells the old process to drain and exit.
+//
+// A successor that already began to drain (it was refused and stopped)
+// claims nothing: Ready then does nothing.
 func Ready() error {
 	if _, ok := os.LookupEnv(EnvSuccessor); ok {
+		if draining.Load() {
+			return nil
+		}
 		_ = os.Unsetenv(EnvSuccessor) // cannot fail for a valid key; children are no successors
 		return notify("ready", fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid()))
 	}
 	return notify("ready", daemon.SdNotifyReady)
 }
 
+// draining is set once Serve begins to drain.
+var draining atomic.Bool
+
 // Stopping tells systemd that the instance is shutting down (sd_notify
 // STOPPING=1). [Serve] sends it when it starts to drain. Stopping returns nil
 // without doing anything when NOTIFY_SOCKET is unset.
+//
+// A successor that has not claimed the unit (see [Ready]) is not the
+// unit's main process, and its stopping is not the unit's: Stopping then
+// does nothing (systemd would take STOPPING=1 for the unit's).
 func Stopping() error {
+	if _, ok := os.LookupEnv(EnvSuccessor); ok {
+		return nil
+	}
 	return notify("stopping", daemon.SdNotifyStopping)
 }
 

@@ -119,9 +119,10 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, opts ServeOpt
 	// Draining before STOPPING=1: whoever hears STOPPING=1 (systemd, a
 	// test) and then uses an idle connection gets Connection: close.
 	d.startDraining()
-	_ = Stopping() // best effort: systemd stops the unit whether or not it heard STOPPING=1
-	_ = ln.Close() // close, never shutdown(2): other processes still accept on this socket
-	<-errc         // srv.Serve returns because we closed ln; that error is expected
+	draining.Store(true) // a successor that did not claim the unit will not now (Ready)
+	_ = Stopping()       // best effort: systemd stops the unit whether or not it heard STOPPING=1
+	_ = ln.Close()       // close, never shutdown(2): other processes still accept on this socket
+	<-errc               // srv.Serve returns because we closed ln; that error is expected
 	if h2 != nil {
 		// GOAWAY to every HTTP/2 connection. h2 holds no listener and no
 		// HTTP/1 connection, so this returns at once.

@@ -137,6 +137,9 @@ func TestSystemdHotUpgradeFailingNewBinaryLeavesOldServing(t *testing.T) {
 		assert.Less(t, time.Since(begin), 15*time.Second)
 		assert.Equal(t, pid, mainPID(t, unit))
 	})
+	// The refused successor drained without STOPPING=1, which systemd
+	// would have taken for the unit's: the unit is not stopping.
+	assert.Equal(t, "active/running", show(unit, "ActiveState")+"/"+show(unit, "SubState"))
 	requireServing(t, a, "1.0.0")
 	st := a.status()
 	assert.Equal(t, "1.0.0", st.Active.Release)

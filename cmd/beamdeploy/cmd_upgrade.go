@@ -53,7 +53,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			"hot-upgrade orders (docs/protocol.md) and both releases declaring the same\n" +
 			"\"compat\" key and \"hot\" mode; anything else is refused before the running\n" +
 			"process is touched (use upgrade instead). If the new process exits or is not\n" +
-			"ready within ready_timeout the old process takes the unit back and kills it (the\n" +
+			"ready within ready_timeout the old process takes the unit back and stops it (the\n" +
 			"SDK does; docs/protocol.md) and keeps serving (exit 3); if the new code does not\n" +
 			"load in place, the app's message is shown and the old code keeps serving (exit 3).\n" +
 			"Returns once the old process is gone (successor) or the code is loaded. A later\n" +

@@ -164,15 +164,23 @@ def successor(order, socks, names):
     if verdict.get("proceed"):
         return True
     log("the new process did not take over:", verdict)
-    # Pause it, take the unit back, then kill it: nothing it sends may
-    # land after the take-back (docs/protocol.md, successor step 5).
+    # Pause it, take the unit back, then let it drain (docs/protocol.md,
+    # successor step 5): no claim of its may land after the take-back.
     try:
         os.kill(child.pid, signal.SIGSTOP)
     except ProcessLookupError:
         pass
     notify("MAINPID=%d" % os.getpid())
-    child.kill()
-    child.wait()
+    try:
+        os.kill(child.pid, signal.SIGTERM)
+        os.kill(child.pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    try:
+        child.wait(order.get("drain_ns", 30e9) / 1e9)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
     return False
 
 
