@@ -148,14 +148,14 @@ func (r *instances) tookOver(ctx context.Context, inst swap.Instance, rep contro
 	if rep.PID <= 0 || rep.PID == inst.PID {
 		return fmt.Errorf("%s reported pid %d as its successor: report the pid of the process it started (docs/protocol.md)", inst.Unit, rep.PID)
 	}
-	var u units.Unit
+	proc := watchProcess(rep.PID) // nil: gone already
+	defer proc.close()
 	exited := false
 	err := pollUntil(ctx, max(time.Until(deadline), time.Second), func(ctx context.Context) bool {
-		var err error
-		if u, err = r.units.Unit(ctx, inst.Unit); err == nil && u.MainPID == rep.PID {
+		if u, err := r.units.Unit(ctx, inst.Unit); err == nil && u.MainPID == rep.PID {
 			return true
 		}
-		exited = !processAlive(rep.PID)
+		exited = proc.exited()
 		return exited
 	})
 	switch {
@@ -201,7 +201,9 @@ func (r *instances) loadedInPlace(ctx context.Context, inst swap.Instance, rep c
 
 // waitExit waits until process pid is gone, at most within.
 func waitExit(ctx context.Context, pid int, within time.Duration) error {
-	if err := pollUntil(ctx, within, func(context.Context) bool { return !processAlive(pid) }); err != nil {
+	proc := watchProcess(pid) // nil: gone already
+	defer proc.close()
+	if err := pollUntil(ctx, within, func(context.Context) bool { return proc.exited() }); err != nil {
 		return fmt.Errorf("pid %d did not exit: %w", pid, err)
 	}
 	return nil

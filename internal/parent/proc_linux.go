@@ -2,29 +2,9 @@ package parent
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
-
-// processAlive reports whether pid runs (a zombie does not).
-func processAlive(pid int) bool {
-	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
 
 // watchedProcess tells whether a process has exited, by a pidfd: a PID
 // reused by another process does not pass for it.
@@ -40,9 +20,16 @@ func watchProcess(pid int) *watchedProcess {
 	return &watchedProcess{pidfd: fd}
 }
 
-// exited reports whether the process has exited; true once the pidfd
-// cannot be read.
+// exited reports whether the process has exited (a zombie has); true
+// once the pidfd cannot be read, and for a nil watchedProcess (the process
+// could not be watched: it was gone already). Unlike the state in
+// /proc/PID/stat, which shows the thread-group leader's "Z" while another
+// thread of the process runs execve (a Go program's exec), a pidfd is
+// ready only when the whole process has exited.
 func (w *watchedProcess) exited() bool {
+	if w == nil {
+		return true
+	}
 	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}} // readable once it exited
 	for {
 		n, err := unix.Poll(fds, 0)

@@ -2,9 +2,6 @@
 
 package parent
 
-// processAlive is not known off Linux: nothing waits on it.
-func processAlive(int) bool { return false }
-
 // watchedProcess is not available off Linux: watchProcess returns nil.
 type watchedProcess struct{}
 
