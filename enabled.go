@@ -3,25 +3,33 @@ package beamdeploy
 import (
 	"os"
 	"strings"
+
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 )
 
-// Environment variables of the contract between beamdeploy and an instance.
+// Environment variables of the contract between beamdeploy and an instance
+// (docs/protocol.md). The parent and its exec shim use the same values.
 const (
-	// EnvEnabled turns managed mode on; see [Enabled].
-	EnvEnabled = "BEAM_DEPLOY"
-	// EnvApp holds the app name (the socket is EnvApp + ".socket").
-	EnvApp = "BEAMDEPLOY_APP"
-	// EnvUnit holds the instance's unit name, e.g. "hello@blue.service".
-	EnvUnit = "BEAMDEPLOY_UNIT"
-	// EnvColor holds the instance's colour, "blue" or "green".
-	EnvColor = "BEAMDEPLOY_COLOR"
-	// EnvRelease holds the release (version) the instance runs.
-	EnvRelease = "BEAMDEPLOY_RELEASE"
-	// EnvDrainTimeout holds how long the instance may take to exit after
-	// SIGTERM before systemd kills it (the app's drain_timeout, the
-	// unit's TimeoutStopSec), in Go's duration syntax, e.g. "30s". [Serve]
-	// ends its drain in time; see [ServeOptions.DrainTimeout].
-	EnvDrainTimeout = "BEAMDEPLOY_DRAIN_TIMEOUT"
+	// EnvEnabled ("BEAM_DEPLOY") turns managed mode on; see [Enabled].
+	EnvEnabled = contract.EnvEnabled
+	// EnvApp ("BEAMDEPLOY_APP") holds the app name (the socket is
+	// EnvApp + ".socket").
+	EnvApp = contract.EnvApp
+	// EnvUnit ("BEAMDEPLOY_UNIT") holds the instance's unit name, e.g.
+	// "hello@blue.service".
+	EnvUnit = contract.EnvUnit
+	// EnvColor ("BEAMDEPLOY_COLOR") holds the instance's colour, "blue" or
+	// "green".
+	EnvColor = contract.EnvColor
+	// EnvRelease ("BEAMDEPLOY_RELEASE") holds the release (version) the
+	// instance runs.
+	EnvRelease = contract.EnvRelease
+	// EnvDrainTimeout ("BEAMDEPLOY_DRAIN_TIMEOUT") holds how long the
+	// instance may take to exit after SIGTERM before systemd kills it (the
+	// app's drain_timeout, the unit's TimeoutStopSec), in Go's duration
+	// syntax, e.g. "30s". [Serve] ends its drain in time; see
+	// [ServeOptions.DrainTimeout].
+	EnvDrainTimeout = contract.EnvDrainTimeout
 )
 
 // Enabled reports whether the process runs managed by beamdeploy: the

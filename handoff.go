@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
-// EnvSocket holds the path of the parent's control socket; the parent sets
-// it for its instances.
-const EnvSocket = "BEAMDEPLOY_SOCKET"
+// EnvSocket ("BEAMDEPLOY_SOCKET") holds the path of the parent's control
+// socket; the parent sets it for its instances.
+const EnvSocket = contract.EnvSocket
 
 // ErrNotManaged is returned by the handoff and peer functions when the
 // process does not run under beamdeploy (BEAM_DEPLOY unset, or no

@@ -8,13 +8,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
-// EnvSuccessor is set (to "1") in a process started by a hot upgrade
-// until it is ready: [Ready] then makes it the unit's main process
-// (MAINPID=) and unsets it. See docs/protocol.md.
-const EnvSuccessor = "BEAMDEPLOY_SUCCESSOR"
+// EnvSuccessor ("BEAMDEPLOY_SUCCESSOR") is set (to "1") in a process
+// started by a hot upgrade until it is ready: [Ready] then makes it the
+// unit's main process (MAINPID=) and unsets it. See docs/protocol.md.
+const EnvSuccessor = contract.EnvSuccessor
 
 // HotUpgrades registers the process for hot upgrades (beamdeploy
 // hot-upgrade APP TARBALL) in the successor mode of docs/protocol.md and

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
@@ -46,7 +45,7 @@ func startSuccessor(order control.HotOrder) (*successor, error) {
 		files = append(files, uintptr(fd))
 		names[i] = l.Name
 	}
-	env := successorEnv(os.Environ(), order.Env, names)
+	env := contract.SuccessorEnv(os.Environ(), order.Env, names)
 	// syscall.ForkExec, not os/exec: exec.Cmd.ExtraFiles calls Fd(), which
 	// would put the shared listening sockets into blocking mode.
 	pid, err := syscall.ForkExec(order.Argv[0], order.Argv, &syscall.ProcAttr{Dir: order.Dir, Env: env, Files: files})
@@ -108,31 +107,4 @@ func dupListener(l NamedListener) (int, error) {
 		return -1, err
 	}
 	return nfd, derr
-}
-
-// successorEnv is the environment of a successor: this process's, with
-// the order's variables on top and LISTEN_FDS for its listeners at fd 3
-// on. LISTEN_PID is set by the exec shim the order runs, once it knows its
-// pid (and EnvSuccessor with it).
-func successorEnv(base, extra, names []string) []string {
-	set := map[string]string{
-		"LISTEN_FDS":     strconv.Itoa(len(names)),
-		"LISTEN_FDNAMES": strings.Join(names, ":"),
-	}
-	for _, kv := range extra {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			set[k] = v
-		}
-	}
-	var env []string
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[k]; !ok && k != "LISTEN_PID" {
-			env = append(env, kv)
-		}
-	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return env
 }

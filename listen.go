@@ -1,23 +1,22 @@
 package beamdeploy
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 )
 
 // ErrNoListeners means no inherited listener is available: LISTEN_FDS or
-// LISTEN_PID is unset, LISTEN_PID names another process, LISTEN_FDS is 0, or
-// (from [Listen]) none of the inherited listeners has the requested address.
-var ErrNoListeners = errors.New("beamdeploy: no inherited listener")
-
-// listenFDsStart is the first inherited fd (SD_LISTEN_FDS_START).
-const listenFDsStart = 3
+// LISTEN_PID is unset, LISTEN_PID names another process, or (from [Listen])
+// none of the inherited listeners has the requested address. Malformed
+// LISTEN_* values (LISTEN_PID not a pid, LISTEN_FDS not a count from 1 to
+// 253) are other errors, as in sd_listen_fds(3). Its text is
+// "beamdeploy: no inherited listener"; the exec shim shares the value.
+var ErrNoListeners = contract.ErrNoListeners
 
 // NamedListener is an inherited listener with the name systemd gave its fd
 // (FileDescriptorName= in the socket unit). Name is "unknown" when
@@ -127,55 +126,9 @@ func describe(ls []NamedListener) string {
 // listenersFromEnv takes the LISTEN_* variables out of the environment and
 // turns the fds they describe into listeners.
 func listenersFromEnv() ([]NamedListener, error) {
-	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
-	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
-		_ = os.Unsetenv(k) // fails only for invalid names
-	}
-	n, err := parseListenEnv(pid, fds, os.Getpid())
+	names, err := contract.TakeListenFDs()
 	if err != nil {
 		return nil, err
 	}
-	return fdListeners(n, splitNames(names, n))
-}
-
-// parseListenEnv returns how many fds LISTEN_PID=pid and LISTEN_FDS=fds pass
-// to the process self.
-func parseListenEnv(pid, fds string, self int) (int, error) {
-	if fds == "" {
-		return 0, fmt.Errorf("LISTEN_FDS unset: %w", ErrNoListeners)
-	}
-	if pid == "" {
-		return 0, fmt.Errorf("LISTEN_PID unset: %w", ErrNoListeners)
-	}
-	p, err := strconv.Atoi(pid)
-	if err != nil {
-		return 0, fmt.Errorf("parse LISTEN_PID: %w", err)
-	}
-	if p != self {
-		return 0, fmt.Errorf("LISTEN_PID %d is not this process %d: %w", p, self, ErrNoListeners)
-	}
-	n, err := strconv.Atoi(fds)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("parse LISTEN_FDS %q: invalid count", fds)
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("LISTEN_FDS is 0: %w", ErrNoListeners)
-	}
-	return n, nil
-}
-
-// splitNames returns n names from LISTEN_FDNAMES, "unknown" where missing.
-func splitNames(names string, n int) []string {
-	out := make([]string, n)
-	var given []string
-	if names != "" {
-		given = strings.Split(names, ":")
-	}
-	for i := range out {
-		out[i] = "unknown"
-		if i < len(given) && given[i] != "" {
-			out[i] = given[i]
-		}
-	}
-	return out
+	return fdListeners(names)
 }

@@ -7,16 +7,18 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 )
 
-// fdListeners turns the n inherited fds starting at 3 into listeners. Every
-// inherited fd is closed (net.FileListener works on a dup); on error so are
-// the listeners made so far.
-func fdListeners(n int, names []string) ([]NamedListener, error) {
-	ls := make([]NamedListener, 0, n)
+// fdListeners turns the inherited fds starting at 3, named names, into
+// listeners. Every inherited fd is closed (net.FileListener works on a dup);
+// on error so are the listeners made so far.
+func fdListeners(names []string) ([]NamedListener, error) {
+	ls := make([]NamedListener, 0, len(names))
 	var errs []error
-	for i := range n {
-		fd := listenFDsStart + i
+	for i := range names {
+		fd := contract.ListenFDsStart + i
 		l, err := fdListener(fd, names[i])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("inherited fd %d (%s): %w", fd, names[i], err))

@@ -8,6 +8,6 @@ import (
 )
 
 // fdListeners is only implemented on Linux.
-func fdListeners(n int, _ []string) ([]NamedListener, error) {
-	return nil, fmt.Errorf("use %d inherited fds: %w", n, errors.ErrUnsupported)
+func fdListeners(names []string) ([]NamedListener, error) {
+	return nil, fmt.Errorf("use %d inherited fds: %w", len(names), errors.ErrUnsupported)
 }

@@ -8,50 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseListenEnv(t *testing.T) {
-	const self = 4242
-	tests := []struct {
-		name    string
-		pid     string
-		fds     string
-		want    int
-		noLns   bool // error wraps ErrNoListeners
-		wantErr bool
-	}{
-		{name: "ok", pid: "4242", fds: "2", want: 2},
-		{name: "fds unset", pid: "4242", fds: "", noLns: true},
-		{name: "pid unset", pid: "", fds: "1", noLns: true},
-		{name: "other pid", pid: "1", fds: "1", noLns: true},
-		{name: "zero fds", pid: "4242", fds: "0", noLns: true},
-		{name: "bad pid", pid: "x", fds: "1", wantErr: true},
-		{name: "bad fds", pid: "4242", fds: "two", wantErr: true},
-		{name: "negative fds", pid: "4242", fds: "-1", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := parseListenEnv(tt.pid, tt.fds, self)
-			switch {
-			case tt.noLns:
-				require.ErrorIs(t, err, ErrNoListeners)
-			case tt.wantErr:
-				require.Error(t, err)
-				assert.NotErrorIs(t, err, ErrNoListeners)
-			default:
-				require.NoError(t, err)
-				assert.Equal(t, tt.want, n)
-			}
-		})
-	}
-}
-
-func TestSplitNames(t *testing.T) {
-	assert.Equal(t, []string{"unknown", "unknown"}, splitNames("", 2))
-	assert.Equal(t, []string{"web", "admin"}, splitNames("web:admin", 2))
-	assert.Equal(t, []string{"web", "unknown", "x"}, splitNames("web::x", 3))
-	assert.Equal(t, []string{"web", "unknown"}, splitNames("web", 2), "fewer names than fds")
-	assert.Equal(t, []string{"web"}, splitNames("web:admin", 1), "more names than fds")
-}
-
 func TestAddrMatches(t *testing.T) {
 	v4 := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8080}
 	any6 := &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}

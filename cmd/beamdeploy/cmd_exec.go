@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/beamdeploy/beamdeploy/internal/parent"
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
@@ -33,14 +33,14 @@ func traceExec(fetched time.Duration) {
 
 func execCommand(g *globals) *cli.Command {
 	return &cli.Command{
-		Name:   "exec",
+		Name:   contract.ExecCommand,
 		Hidden: true,
 		Usage:  "take APP's listening sockets from systemd (>= 257) or its parent and exec COMMAND with them (instance units run this)",
 		UsageText: "beamdeploy exec APP [--handover] -- COMMAND [ARG]...\n\n" +
 			"Restarted after a hot upgrade, it runs the hot-upgraded release instead of COMMAND.\n" +
 			"--handover: started by a hot upgrade (successor mode) with the listeners at fd 3 on (LISTEN_FDS);\n" +
 			"sets LISTEN_PID to its own pid and BEAMDEPLOY_SUCCESSOR=1 (see docs/protocol.md).",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "handover", Usage: "take the listeners from the old process of a hot upgrade"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: contract.HandoverFlag, Usage: "take the listeners from the old process of a hot upgrade"}},
 		Action: func(c *cli.Context) error {
 			app, err := appArg(c)
 			if err != nil {
@@ -53,12 +53,12 @@ func execCommand(g *globals) *cli.Command {
 			if len(argv) == 0 {
 				return usageErrorf("no COMMAND given (usage: %s)", c.Command.UsageText)
 			}
-			if c.Bool("handover") {
+			if c.Bool(contract.HandoverFlag) {
 				// The old process passed the listeners at 3, 4, ... and could
 				// not know this pid. The app must make itself the main process
 				// when it is ready (MAINPID=).
-				_ = os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid())) // cannot fail for a valid key
-				_ = os.Setenv("BEAMDEPLOY_SUCCESSOR", "1")             // likewise
+				_ = os.Setenv(contract.EnvListenPID, strconv.Itoa(os.Getpid())) // cannot fail for a valid key
+				_ = os.Setenv(contract.EnvSuccessor, "1")                       // likewise
 				fds, err := sockact.Inherited()
 				if err != nil {
 					return fmt.Errorf("take over the listening sockets of %s: %w", app, err)
@@ -73,8 +73,8 @@ func execCommand(g *globals) *cli.Command {
 			if err != nil {
 				return fmt.Errorf("get listening sockets of %s (is %s.service running?): %w", app, app, err)
 			}
-			if unit := os.Getenv("BEAMDEPLOY_UNIT"); unit != "" {
-				h, ok, err := parent.ReadHotRecord(g.paths, app, unit)
+			if unit := os.Getenv(contract.EnvUnit); unit != "" {
+				h, ok, err := contract.ReadHotRecord(g.paths, app, unit)
 				if err != nil {
 					return err
 				}
@@ -83,7 +83,7 @@ func execCommand(g *globals) *cli.Command {
 						return fmt.Errorf("run hot-upgraded release %s: %w", h.Release, err)
 					}
 					argv = h.Argv
-					_ = os.Setenv("BEAMDEPLOY_RELEASE", h.Release) // cannot fail for a valid key
+					_ = os.Setenv(contract.EnvRelease, h.Release) // cannot fail for a valid key
 				}
 			}
 			traceExec(fetched)
@@ -97,7 +97,7 @@ func execCommand(g *globals) *cli.Command {
 // parent is down), else those the parent's fd broker at broker hands out.
 func listeners(broker string) ([]sockact.FD, error) {
 	fds, err := sockact.Inherited()
-	if !errors.Is(err, sockact.ErrNoListeners) {
+	if !errors.Is(err, contract.ErrNoListeners) {
 		return fds, err
 	}
 	return sockact.Fetch(broker, brokerWait)

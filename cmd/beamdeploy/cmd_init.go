@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
-	"github.com/beamdeploy/beamdeploy/internal/parent"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
@@ -220,10 +219,10 @@ func rootWarning(p config.Paths, cfg config.Config) string {
 	switch cfg.User {
 	case "root":
 		return fmt.Sprintf("instances of %s run as root (\"user\": \"root\"), so whoever may deploy (root and group %s) runs code as root; unless the app needs root, %s",
-			app, parent.DeployGroup, change)
+			app, config.DeployGroup, change)
 	case "":
 		return fmt.Sprintf("%s has no \"user\": instances of %s run as root, as they did before beamdeploy ran apps as dynamic users, so whoever may deploy (root and group %s) runs code as root; to run them as a user systemd allocates, %s",
-			path, app, parent.DeployGroup, change)
+			path, app, config.DeployGroup, change)
 	}
 	return ""
 }

@@ -70,6 +70,10 @@ type Config struct {
 // allocates for the app while it runs (DynamicUser=yes).
 const DynamicUser = "dynamic"
 
+// DeployGroup is the group whose members may deploy (besides root): the
+// group of every app's control socket.
+const DeployGroup = "beamdeploy"
+
 // DefaultHookTimeout bounds a hook when Hooks.Timeout is zero.
 const DefaultHookTimeout = 30 * time.Second
 

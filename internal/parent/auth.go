@@ -18,9 +18,6 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
-// DeployGroup is the group whose members may deploy (besides root).
-const DeployGroup = "beamdeploy"
-
 // identifyTimeout bounds asking systemd who a peer is: a stuck D-Bus
 // refuses the peer as an instance instead of holding its connection. It is
 // generous because a refused instance fails: systemd answered a lookup
@@ -47,7 +44,7 @@ type peer struct {
 
 // access is what a peer may do.
 type access struct {
-	deploy   bool   // root or member of DeployGroup
+	deploy   bool   // root or member of config.DeployGroup
 	instance bool   // a process of one of this app's instances the parent tracks
 	unit     string // that instance's unit, when instance
 }
@@ -78,8 +75,8 @@ func trackedOf(app string, st swap.Status) []tracked {
 }
 
 // decide is what peer p may do with app's parent, given the gid of
-// DeployGroup (-1 when there is none) and the instances the parent
-// tracks. Root and members of DeployGroup deploy, by their credentials
+// config.DeployGroup (-1 when there is none) and the instances the parent
+// tracks. Root and members of config.DeployGroup deploy, by their credentials
 // alone. A peer is an instance of app only if the system manager put its
 // process in APP@blue.service or APP@green.service and that unit's
 // invocation is one the parent tracks:
@@ -283,5 +280,5 @@ func (s *server) guard(instanceOK bool, h http.HandlerFunc) http.HandlerFunc {
 // deniedMessage tells p that it may not do what to app, and what to do.
 func deniedMessage(p peer, what, app string) string {
 	return fmt.Sprintf("permission denied: %s may not %s of %s: run as root, join the %s group (usermod -aG %s USER), or call from an instance of %s",
-		p, what, app, DeployGroup, DeployGroup, app)
+		p, what, app, config.DeployGroup, config.DeployGroup, app)
 }

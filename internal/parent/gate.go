@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/gate"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
@@ -23,7 +24,7 @@ import (
 
 // Both sockets are open to every local user (mode 0666). Each goes
 // through a gate (internal/gate, with its default limits): root and
-// members of DeployGroup are never limited; every other peer counts
+// members of config.DeployGroup are never limited; every other peer counts
 // against its uid (at most gate.DefaultPerUID connections) and against
 // all of them (gate.DefaultTotal), and is identified by the authority
 // once per connection, at most gate.DefaultLookupsPerUID at a time per uid
@@ -157,7 +158,7 @@ func privileged(c gate.Cred) bool {
 }
 
 // isDeployer reports whether a process with uid and groups (primary and
-// supplementary) may deploy: root or a member of DeployGroup.
+// supplementary) may deploy: root or a member of config.DeployGroup.
 func isDeployer(uid int, groups []int) bool {
 	if uid == 0 {
 		return true
@@ -166,11 +167,11 @@ func isDeployer(uid int, groups []int) bool {
 	return ok && slices.Contains(groups, gid)
 }
 
-// groupFile is where the gid of DeployGroup comes from (the binary is
+// groupFile is where the gid of config.DeployGroup comes from (the binary is
 // built without cgo, so os/user reads it and nothing else).
 const groupFile = "/etc/group"
 
-// deployGroup caches the gid of DeployGroup for as long as groupFile does
+// deployGroup caches the gid of config.DeployGroup for as long as groupFile does
 // not change: the gate asks for every connection of a peer other than
 // root.
 var deployGroup struct {
@@ -190,7 +191,7 @@ func deployGID() (int, bool) {
 		if err != nil {
 			deployGroup.file = nil // look again next time
 		}
-		if g, err := user.LookupGroup(DeployGroup); err == nil {
+		if g, err := user.LookupGroup(config.DeployGroup); err == nil {
 			deployGroup.gid, err = strconv.Atoi(g.Gid)
 			deployGroup.ok = err == nil
 		}
@@ -216,7 +217,7 @@ func refusal(app string, cred gate.Cred, v verdict, err error) (int, *control.Er
 	case errors.Is(err, gate.ErrTooMany): // the same answer for every process of the uid (busyAnswers)
 		return http.StatusServiceUnavailable, errorBody(control.CodeBusy, fmt.Sprintf(
 			"too many connections: uid %d may have at most %d connections to the parent of %s at a time, all users other than root and the %s group %d together; close some and retry",
-			cred.UID, gate.DefaultPerUID, app, DeployGroup, gate.DefaultTotal))
+			cred.UID, gate.DefaultPerUID, app, config.DeployGroup, gate.DefaultTotal))
 	case errors.Is(err, gate.ErrBusy):
 		return http.StatusServiceUnavailable, errorBody(control.CodeBusy, fmt.Sprintf(
 			"the parent of %s could not identify %s within %s: it is busy; retry", app, who, gate.DefaultLookupTimeout))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
@@ -54,8 +55,8 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 	job := &hotJob{
 		unit: inst.Unit,
 		order: control.HotOrder{MessageType: control.TypeHotOrder, ID: swap.IDFromContext(ctx), Release: version, Mode: rel.HotMode(),
-			Argv: append([]string{r.self, "exec", r.app, "--handover", "--"}, argv...), Dir: rel.Dir,
-			Env: []string{"BEAMDEPLOY_RELEASE=" + version}, Timeout: r.cfg.Ready(), Drain: r.cfg.Drain()},
+			Argv: contract.HandoverArgv(r.self, r.app, argv), Dir: rel.Dir,
+			Env: []string{contract.EnvRelease + "=" + version}, Timeout: r.cfg.Ready(), Drain: r.cfg.Drain()},
 		report:  make(chan control.HotReport, 1),
 		verdict: make(chan control.HotVerdict, 1),
 	}
@@ -91,7 +92,7 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 	}
 	next := inst
 	next.PID, next.Release, next.Since = rep.PID, version, time.Now().UTC()
-	if err := writeHotFile(r.paths, r.app, HotRecord{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
+	if err := contract.WriteHotRecord(r.paths, r.app, contract.HotRecord{Unit: inst.Unit, Release: version, Argv: argv, Dir: rel.Dir, InvocationID: inst.InvocationID}); err != nil {
 		// The new code runs already (new main process, or loaded in place):
 		// there is no going back.
 		r.log.Error("could not record the hot-upgraded release; a restart of the unit would run the old one", "unit", inst.Unit, "old_release", inst.Release, "err", err)
@@ -107,7 +108,7 @@ func (r *instances) Handover(ctx context.Context, inst swap.Instance, version st
 		// connection dropped) leaves it to take the unit back: then the
 		// old release serves, and nothing may say otherwise.
 		if u, err := r.units.Unit(ctx, inst.Unit); err == nil && u.MainPID == inst.PID {
-			if err := removeHotFile(r.paths, r.app, inst.Unit); err != nil {
+			if err := contract.RemoveHotRecord(r.paths, r.app, inst.Unit); err != nil {
 				r.log.Error("could not remove the hot upgrade record", "unit", inst.Unit, "err", err)
 			}
 			return inst, fmt.Errorf("the old process (pid %d) took %s back after the new one was ready (it did not get the verdict); the old release %s keeps serving", inst.PID, inst.Unit, inst.Release)

@@ -3,18 +3,13 @@ package parent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
-	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
@@ -200,58 +195,4 @@ func pollUntil(ctx context.Context, within time.Duration, done func(context.Cont
 		}
 	}
 	return nil
-}
-
-// HotRecord records that a unit was hot-upgraded: when systemd restarts
-// the unit, the exec shim runs this release instead of the unit's own.
-type HotRecord struct {
-	Unit         string   `json:"unit"`
-	Release      string   `json:"release"`
-	Argv         []string `json:"argv"`
-	Dir          string   `json:"dir"`
-	InvocationID string   `json:"invocation_id"`
-}
-
-func hotFilePath(p config.Paths, app, unit string) string {
-	return filepath.Join(p.StateDir(app), "hot", unit+".json")
-}
-
-func writeHotFile(p config.Paths, app string, h HotRecord) error {
-	path := hotFilePath(p, app, h.Unit)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	return safefile.Write(path, b, 0o644)
-}
-
-// removeHotFile forgets a unit's hot upgrade: the parent starts the unit
-// afresh with a release of its choosing.
-func removeHotFile(p config.Paths, app, unit string) error {
-	err := os.Remove(hotFilePath(p, app, unit))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-// ReadHotRecord returns the hot upgrade record of an instance unit of
-// app; ok is false when the unit was not hot-upgraded since it was
-// started.
-func ReadHotRecord(p config.Paths, app, unit string) (h HotRecord, ok bool, err error) {
-	path := hotFilePath(p, app, unit)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return HotRecord{}, false, nil
-	}
-	if err != nil {
-		return HotRecord{}, false, fmt.Errorf("read the hot upgrade record of %s: %w", unit, err)
-	}
-	if err := json.Unmarshal(b, &h); err != nil || len(h.Argv) == 0 {
-		return HotRecord{}, false, fmt.Errorf("read the hot upgrade record of %s: malformed %s", unit, path)
-	}
-	return h, true, nil
 }

@@ -2,16 +2,13 @@ package parent
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
@@ -121,35 +118,6 @@ func TestAwaitReport(t *testing.T) {
 	cancel()
 	_, err = awaitReport(cctx, inst, job, time.Now().Add(time.Minute))
 	assert.ErrorIs(t, err, context.Canceled)
-}
-
-func TestHotRecordFile(t *testing.T) {
-	p := config.Paths{State: t.TempDir()}
-	const unit = "hello@blue.service"
-	_, ok, err := ReadHotRecord(p, "hello", unit)
-	require.NoError(t, err)
-	assert.False(t, ok, "no record: not hot-upgraded")
-
-	rec := HotRecord{Unit: unit, Release: "1.2.0", Argv: []string{"/x/bin/hello"}, Dir: "/x", InvocationID: "abc"}
-	require.NoError(t, writeHotFile(p, "hello", rec))
-	got, ok, err := ReadHotRecord(p, "hello", unit)
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, rec, got)
-	fi, err := os.Stat(hotFilePath(p, "hello", unit))
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "the exec shim reads it as the app's user")
-
-	require.NoError(t, os.WriteFile(hotFilePath(p, "hello", unit), []byte(`{"unit":"x"}`), 0o644))
-	_, _, err = ReadHotRecord(p, "hello", unit)
-	require.ErrorContains(t, err, "malformed", "a record without a command")
-
-	require.NoError(t, removeHotFile(p, "hello", unit))
-	require.NoError(t, removeHotFile(p, "hello", unit), "removing what is gone is no error")
-	_, ok, err = ReadHotRecord(p, "hello", unit)
-	require.NoError(t, err)
-	assert.False(t, ok)
-	assert.Equal(t, filepath.Join(p.State, "hello", "hot", unit+".json"), hotFilePath(p, "hello", unit))
 }
 
 func TestWaitExit(t *testing.T) {

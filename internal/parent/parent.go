@@ -15,6 +15,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/gate"
 	"github.com/beamdeploy/beamdeploy/internal/handoff"
 	"github.com/beamdeploy/beamdeploy/internal/release"
@@ -44,7 +45,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	fds, err := sockact.Inherited()
-	if errors.Is(err, sockact.ErrNoListeners) {
+	if errors.Is(err, contract.ErrNoListeners) {
 		return fmt.Errorf("%w: the parent must be started by systemd through %s.socket: systemctl start %s.socket %s.service", err, app, app, app)
 	}
 	if err != nil {
@@ -214,7 +215,7 @@ func (d *daemon) listen() (broker, ctl *gate.Listener[verdict], err error) {
 	return broker, ctl, nil
 }
 
-// listenAdmin opens the admin socket: mode 0660, group DeployGroup (0600
+// listenAdmin opens the admin socket: mode 0660, group config.DeployGroup (0600
 // when there is no such group), behind the control socket's gate, which
 // admits deployers only there since nobody else can connect.
 func (d *daemon) listenAdmin() (*gate.Listener[verdict], error) {
@@ -226,7 +227,7 @@ func (d *daemon) listenAdmin() (*gate.Listener[verdict], error) {
 	if gid, ok := deployGID(); ok {
 		if err := os.Chown(path, 0, gid); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("give %s to group %s: %w", path, DeployGroup, err)
+			return nil, fmt.Errorf("give %s to group %s: %w", path, config.DeployGroup, err)
 		}
 		if err := os.Chmod(path, 0o660); err != nil {
 			ln.Close()

@@ -3,6 +3,7 @@ package parent
 import (
 	"context"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
@@ -64,7 +65,7 @@ func (d *daemon) reconcile(ctx context.Context) {
 func (d *daemon) instanceOf(u units.Unit) swap.Instance {
 	c, _ := colorOf(d.opts.App, u.Name) // List matched APP@*.service; a foreign colour adopts as ""
 	rel := releaseOf(u)
-	if h, ok, err := ReadHotRecord(d.opts.Paths, d.opts.App, u.Name); err != nil {
+	if h, ok, err := contract.ReadHotRecord(d.opts.Paths, d.opts.App, u.Name); err != nil {
 		d.log.Warn("could not read the hot upgrade record", "unit", u.Name, "err", err)
 	} else if ok {
 		rel = h.Release // hot-upgraded since systemd started it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/beamdeploy/beamdeploy/internal/units"
@@ -74,7 +75,7 @@ func instanceUnit(app string, c swap.Color) string {
 // Start implements swap.Runtime.
 func (r *instances) Start(ctx context.Context, color swap.Color, version string) (swap.Instance, error) {
 	inst := swap.Instance{Unit: r.unitName(color), Color: color, Release: version}
-	if err := removeHotFile(r.paths, r.app, inst.Unit); err != nil {
+	if err := contract.RemoveHotRecord(r.paths, r.app, inst.Unit); err != nil {
 		return swap.Instance{Color: color, Release: version}, fmt.Errorf("forget the hot upgrade of %s: %w", inst.Unit, err)
 	}
 	rel, err := r.releases.Get(version)
@@ -196,10 +197,10 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 	who := r.cfg.RunAs()
 	return units.Spec{
 		Description: fmt.Sprintf("%s %s (%s instance, beamdeploy)", r.app, inst.Release, inst.Color),
-		ExecStart:   append([]string{r.self, "exec", r.app, "--"}, argv...),
+		ExecStart:   contract.ExecArgv(r.self, r.app, argv),
 		// "-": a missing directory is not fatal. After a hot upgrade the
 		// unit's own release may be pruned; a restart then runs the
-		// hot-upgraded release, from its directory (see ReadHotRecord).
+		// hot-upgraded release, from its directory (see contract.HotRecord).
 		WorkingDirectory: "-" + rel.Dir,
 		User:             who.User,
 		DynamicUser:      who.Dynamic,
@@ -211,13 +212,13 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 		RestartDelay:     restartDelay,
 		FDs:              r.fds,
 		Environment: []string{
-			"BEAM_DEPLOY=1",
-			"BEAMDEPLOY_APP=" + r.app,
-			"BEAMDEPLOY_UNIT=" + inst.Unit,
-			"BEAMDEPLOY_COLOR=" + string(inst.Color),
-			"BEAMDEPLOY_RELEASE=" + inst.Release,
-			"BEAMDEPLOY_SOCKET=" + r.paths.ControlSocket(r.app),
-			"BEAMDEPLOY_DRAIN_TIMEOUT=" + r.cfg.Drain().String(), // TimeoutStop: the SDK's Serve ends its drain before it
+			contract.EnvEnabled + "=1",
+			contract.EnvApp + "=" + r.app,
+			contract.EnvUnit + "=" + inst.Unit,
+			contract.EnvColor + "=" + string(inst.Color),
+			contract.EnvRelease + "=" + inst.Release,
+			contract.EnvSocket + "=" + r.paths.ControlSocket(r.app),
+			contract.EnvDrainTimeout + "=" + r.cfg.Drain().String(), // TimeoutStop: the SDK's Serve ends its drain before it
 		},
 		LogExtraFields: []string{
 			"BEAMDEPLOY_APP=" + r.app,
@@ -230,7 +231,7 @@ func (r *instances) spec(inst swap.Instance, rel release.Release) units.Spec {
 // releaseOf reads the release an instance unit runs from its environment.
 func releaseOf(u units.Unit) string {
 	for _, kv := range u.Environment {
-		if v, ok := strings.CutPrefix(kv, "BEAMDEPLOY_RELEASE="); ok {
+		if v, ok := strings.CutPrefix(kv, contract.EnvRelease+"="); ok {
 			return v
 		}
 	}

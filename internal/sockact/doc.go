@@ -1,5 +1,6 @@
 // Package sockact passes listening sockets around the way systemd socket
-// activation does: it reads LISTEN_FDS in the parent, serves the listener
+// activation does: it takes LISTEN_FDS in the parent (by the rules of
+// internal/contract, which the SDK follows too), serves the listener
 // fds to instances over a unix socket with SCM_RIGHTS (the fd broker), and
 // in an instance receives them, places them at fd 3 onwards and execs the
 // application with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set.
@@ -19,16 +20,6 @@ type FD struct {
 	Name string
 }
 
-// ListenFDsStart is the first descriptor passed by socket activation.
-const ListenFDsStart = 3
-
-// ErrNoListeners is returned when no listening sockets were passed.
-var ErrNoListeners = errors.New("sockact: no listening sockets passed (LISTEN_FDS unset)")
-
 // ErrRefused is returned by Fetch when the fd broker refused to hand out
 // the listeners; the error says why.
 var ErrRefused = errors.New("sockact: the fd broker refused")
-
-// MaxFDs is the most descriptors one message carries (the kernel's
-// SCM_MAX_FD).
-const MaxFDs = 253

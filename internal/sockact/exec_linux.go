@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 )
 
 // highFD is where descriptors are parked while they are rearranged.
@@ -29,7 +31,7 @@ func Place(fds []FD) ([]FD, error) {
 	closeAll(nums(fds))
 	placed := make([]FD, len(fds))
 	for i, p := range parked {
-		target := ListenFDsStart + i
+		target := contract.ListenFDsStart + i
 		if _, err := unix.FcntlInt(uintptr(target), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
 			closeAll(parked[i:])
 			return nil, fmt.Errorf("place listener at fd %d: the descriptor is in use", target)
@@ -66,9 +68,9 @@ func Exec(fds []FD, argv, env []string) error {
 			out = append(out, kv)
 		}
 	}
-	out = append(out, "LISTEN_FDS="+strconv.Itoa(len(placed)),
-		"LISTEN_PID="+strconv.Itoa(os.Getpid()),
-		"LISTEN_FDNAMES="+strings.Join(names, ":"))
+	out = append(out, contract.EnvListenFDs+"="+strconv.Itoa(len(placed)),
+		contract.EnvListenPID+"="+strconv.Itoa(os.Getpid()),
+		contract.EnvListenFDNames+"="+strings.Join(names, ":"))
 	if err := unix.Exec(argv[0], argv, out); err != nil {
 		return fmt.Errorf("exec %s: %w", argv[0], err)
 	}

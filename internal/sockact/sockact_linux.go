@@ -5,41 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 )
 
 // Inherited returns the sockets passed to this process by socket
-// activation, marks them close-on-exec and unsets LISTEN_* so that
-// children do not inherit them by accident.
+// activation (the rules of contract.ParseListenFDs: an error wrapping
+// contract.ErrNoListeners when none were), marks them close-on-exec and
+// unsets LISTEN_* so that children do not inherit them by accident.
 func Inherited() ([]FD, error) {
-	defer func() {
-		for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
-			_ = os.Unsetenv(k) // cannot fail for a valid key
-		}
-	}()
-	pid, err := strconv.Atoi(os.Getenv("LISTEN_PID"))
-	if err != nil || pid != os.Getpid() {
-		return nil, ErrNoListeners
+	names, err := contract.TakeListenFDs()
+	if err != nil {
+		return nil, err
 	}
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n <= 0 {
-		return nil, ErrNoListeners
-	}
-	if n > MaxFDs {
-		return nil, fmt.Errorf("sockact: LISTEN_FDS=%d is more than %d", n, MaxFDs)
-	}
-	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
-	fds := make([]FD, n)
-	for i := range fds {
-		fds[i] = FD{Num: ListenFDsStart + i, Name: "unknown"}
-		if i < len(names) && names[i] != "" {
-			fds[i].Name = names[i]
-		}
+	fds := make([]FD, len(names))
+	for i, name := range names {
+		fds[i] = FD{Num: contract.ListenFDsStart + i, Name: name}
 		unix.CloseOnExec(fds[i].Num)
 	}
 	return fds, nil
@@ -71,7 +55,7 @@ type MsgConn interface {
 
 // Send writes fds to conn in one message (SCM_RIGHTS), with their names.
 func Send(conn MsgConn, fds []FD) error {
-	if len(fds) == 0 || len(fds) > MaxFDs {
+	if len(fds) == 0 || len(fds) > contract.MaxListenFDs {
 		return fmt.Errorf("sockact: cannot send %d descriptors", len(fds))
 	}
 	h := header{Names: make([]string, len(fds))}
@@ -102,14 +86,14 @@ func Fetch(path string, timeout time.Duration) ([]FD, error) {
 	}
 	defer unix.Close(s)
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(MaxFDs*4))
+	oob := make([]byte, unix.CmsgSpace(contract.MaxListenFDs*4))
 	n, oobn, _, _, err := unix.Recvmsg(s, buf, oob, 0)
 	if err != nil {
 		return nil, fmt.Errorf("receive listener fds from %s: %w", path, err)
 	}
 	nums, err := parseRights(oob[:oobn])
 	var h header
-	if errors.Is(err, ErrNoListeners) && json.Unmarshal(buf[:n], &h) == nil && h.Error != "" {
+	if errors.Is(err, contract.ErrNoListeners) && json.Unmarshal(buf[:n], &h) == nil && h.Error != "" {
 		return nil, fmt.Errorf("%w: %s", ErrRefused, h.Error)
 	}
 	if err != nil {
@@ -161,7 +145,7 @@ func parseRights(oob []byte) ([]int, error) {
 		nums = append(nums, fds...)
 	}
 	if len(nums) == 0 {
-		return nil, ErrNoListeners
+		return nil, contract.ErrNoListeners
 	}
 	return nums, nil
 }

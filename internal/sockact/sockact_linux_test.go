@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,13 +136,34 @@ func TestFetchFailsWithoutBroker(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ENOENT)
 }
 
-func TestInheritedIgnoresOtherPID(t *testing.T) {
-	t.Setenv("LISTEN_PID", "1")
-	t.Setenv("LISTEN_FDS", "1")
-	_, err := sockact.Inherited()
-	require.ErrorIs(t, err, sockact.ErrNoListeners)
-	_, set := os.LookupEnv("LISTEN_FDS")
-	assert.False(t, set, "LISTEN_FDS must be unset")
+// TestInheritedRules: the exec shim and the parent take LISTEN_* by the
+// rules the SDK follows (contract.ParseListenFDs), and unset them.
+func TestInheritedRules(t *testing.T) {
+	self := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name, pid, fds string
+		noLns          bool // the error wraps contract.ErrNoListeners
+	}{
+		{name: "another process", pid: "1", fds: "1", noLns: true},
+		{name: "unset", noLns: true},
+		{name: "pid not a number", pid: "x", fds: "1"},
+		{name: "count 0", pid: self, fds: "0"},
+		{name: "count over 253", pid: self, fds: "254"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("LISTEN_PID", tt.pid)
+			t.Setenv("LISTEN_FDS", tt.fds)
+			fds, err := sockact.Inherited()
+			require.Error(t, err)
+			assert.Empty(t, fds)
+			assert.Equal(t, tt.noLns, errors.Is(err, contract.ErrNoListeners), "errors.Is ErrNoListeners: %v", err)
+			for _, k := range []string{"LISTEN_PID", "LISTEN_FDS"} {
+				_, set := os.LookupEnv(k)
+				assert.False(t, set, "%s must be unset", k)
+			}
+		})
+	}
 }
 
 func TestPlaceRefusesToOverwrite(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/sockact"
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
@@ -139,8 +140,9 @@ func breakdowns(ctx context.Context, app string, since time.Time, ps []pending) 
 // on, from just before the fork to its main and to its exec of /bin/true.
 func shimStartup(ctx context.Context, bin, app string, n int) (startup, fetch float64, err error) {
 	var s, f []time.Duration
+	argv := contract.ExecArgv(bin, app, []string{"/bin/true"})
 	for range n {
-		cmd := exec.CommandContext(ctx, bin, "exec", app, "--", "/bin/true")
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), sockact.TraceEnv+"=1")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
