@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/beamdeploy/beamdeploy/internal/config"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
@@ -39,23 +38,4 @@ func TestHistoryTable(t *testing.T) {
 	assert.Regexp(t, `hot-upgrade\s+hot\s+1\.0\.1\s+failed\s+uid 1001\s+-\s+-$`, lines[1])
 	assert.Regexp(t, `upgrade\s+blue-green\s+1\.0\.0\s+ok\s+alice \(uid 1001\)\s+abababababab\s+fix login$`, lines[2])
 	assert.Regexp(t, `-\s+blue-green\s+0\.9\.0\s+ok\s+-\s+-\s+-$`, lines[3])
-}
-
-// lock needs a message; a message must be one line; both are usage
-// errors, found before the parent is asked.
-func TestLockAndMessageUsage(t *testing.T) {
-	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Run: dir}}
-	run := func(args ...string) int {
-		app := newApp(g)
-		return g.exit(app.RunContext(t.Context(), reorderArgs(app, append([]string{"bd"}, args...))))
-	}
-	assert.Equal(t, exitUsage, run("lock", "hello"))
-	assert.Contains(t, errOut.String(), "beamdeploy lock hello -m TEXT")
-	errOut.Reset()
-	assert.Equal(t, exitUsage, run("reload", "hello", "-m", "two\nlines"))
-	assert.Contains(t, errOut.String(), "--message: ")
-	errOut.Reset()
-	assert.Equal(t, exitUsage, run("history", "hello", "-n", "-1"))
 }
