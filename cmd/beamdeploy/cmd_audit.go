@@ -171,11 +171,9 @@ func unlockCommand(g *globals) *cli.Command {
 			"Root and members of group beamdeploy only.\n\n" +
 			"EXAMPLES:\n   beamdeploy unlock hello && beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
 		Flags:  []cli.Flag{callTimeoutFlag(10 * time.Second)},
-		Action: action(g, parseUnlock, runUnlock),
+		Action: action(g, parseOneApp, runUnlock),
 	}
 }
-
-func parseUnlock(c *cli.Context) (appOptions, error) { return parseApp(c, 0) }
 
 func runUnlock(ctx context.Context, g *globals, o appOptions) error {
 	return g.lockCall(ctx, o, (*control.Client).Unlock)

@@ -73,11 +73,9 @@ func checkCommand(g *globals) *cli.Command {
 			"place of the dynamic one, and when files of staged releases are writable by\n" +
 			"group or others.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
-		Action: action(g, parseCheck, runCheck),
+		Action: action(g, parseOneApp, runCheck),
 	}
 }
-
-func parseCheck(c *cli.Context) (appOptions, error) { return parseApp(c, 0) }
 
 func runCheck(ctx context.Context, g *globals, o appOptions) error {
 	problems, warnings := check(ctx, g, o.app)

@@ -28,11 +28,9 @@ func parentCommand(g *globals) *cli.Command {
 			"to local users and bounded (connections per user, deadlines, uploads): see\n" +
 			"the README, \"Who may do what\".\n\n" +
 			"EXAMPLES:\n   ExecStart=/usr/bin/beamdeploy parent hello   (in hello.service, written by init)\n\n" + exitStatusHelp,
-		Action: action(g, parseParent, runParent),
+		Action: action(g, parseOneApp, runParent),
 	}
 }
-
-func parseParent(c *cli.Context) (appOptions, error) { return parseApp(c, 0) }
 
 func runParent(ctx context.Context, g *globals, o appOptions) error {
 	log, err := g.logger()

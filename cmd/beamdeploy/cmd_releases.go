@@ -165,11 +165,9 @@ func releasesCommand(g *globals) *cli.Command {
 			"HOT is the compat key and hot upgrade mode (successor or in_place) the release\n" +
 			"declares in beamdeploy.json, or - when it cannot be hot-upgraded.\n\n" +
 			"EXAMPLES:\n   beamdeploy releases hello\n   beamdeploy --json releases hello | jq -r '.releases[].version'\n\n" + exitStatusHelp,
-		Action: action(g, parseReleases, runReleases),
+		Action: action(g, parseOneApp, runReleases),
 	}
 }
-
-func parseReleases(c *cli.Context) (appOptions, error) { return parseApp(c, 0) }
 
 func runReleases(ctx context.Context, g *globals, o appOptions) error {
 	return g.call(ctx, o, func(ctx context.Context, cl *control.Client) error {

@@ -54,6 +54,9 @@ func parseApp(c *cli.Context, extra int) (appOptions, error) {
 	return appOptions{app: app, timeout: c.Duration("timeout")}, nil
 }
 
+// parseOneApp reads APP, the only argument, and --timeout.
+func parseOneApp(c *cli.Context) (appOptions, error) { return parseApp(c, 0) }
+
 // appArg returns the APP argument, validated.
 func appArg(c *cli.Context) (string, error) {
 	app := c.Args().First()

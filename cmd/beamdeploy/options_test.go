@@ -39,9 +39,9 @@ func (c *testCLI) run(t *testing.T, args ...string) int {
 var parsers = map[string]func(*cli.Context) (any, error){
 	"init": anyOf(parseInit), "upgrade": anyOf(parseUpload), "hot-upgrade": anyOf(parseUpload), "stage": anyOf(parseUpload),
 	"reload": anyOf(parseReload), "rollback": anyOf(parseRollback), "wait": anyOf(parseWait), "status": anyOf(parseStatus),
-	"list": anyOf(parseList), "releases": anyOf(parseReleases), "history": anyOf(parseHistory), "lock": anyOf(parseLock),
-	"unlock": anyOf(parseUnlock), "handoff": anyOf(parseHandoff), "logs": anyOf(parseLogs), "check": anyOf(parseCheck),
-	"remove": anyOf(parseRemove), "parent": anyOf(parseParent), "version": anyOf(parseNoArgs),
+	"list": anyOf(parseList), "releases": anyOf(parseOneApp), "history": anyOf(parseHistory), "lock": anyOf(parseLock),
+	"unlock": anyOf(parseOneApp), "handoff": anyOf(parseHandoff), "logs": anyOf(parseLogs), "check": anyOf(parseOneApp),
+	"remove": anyOf(parseRemove), "parent": anyOf(parseOneApp), "version": anyOf(parseNoArgs),
 	"man": anyOf(parseDoc("", "config")), "completion": anyOf(parseDoc("bash", "zsh")),
 }
 
