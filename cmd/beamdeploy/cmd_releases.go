@@ -165,6 +165,7 @@ func releasesCommand(g *globals) *cli.Command {
 			"HOT is the compat key and hot upgrade mode (successor or in_place) the release\n" +
 			"declares in beamdeploy.json, or - when it cannot be hot-upgraded.\n\n" +
 			"EXAMPLES:\n   beamdeploy releases hello\n   beamdeploy --json releases hello | jq -r '.releases[].version'\n\n" + exitStatusHelp,
+		Flags:  []cli.Flag{callTimeoutFlag(5 * time.Second)},
 		Action: action(g, parseOneApp, runReleases),
 	}
 }

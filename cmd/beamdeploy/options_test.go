@@ -123,7 +123,7 @@ func TestParseOptions(t *testing.T) {
 		{"status, --json before", []string{"--json", "status", "hello", "--timeout=2s"}, call(2 * time.Second), true},
 		{"status of every app", []string{"status"}, appOptions{timeout: 5 * time.Second}, false},
 		{"list", []string{"list", "--timeout", "1s", "--json"}, listOptions{timeout: time.Second}, true},
-		{"releases", []string{"releases", "hello", "--json"}, app, true},
+		{"releases", []string{"releases", "hello", "--json"}, call(5 * time.Second), true},
 		{"history", []string{"history", "hello", "-n", "3"}, historyOptions{appOptions: call(5 * time.Second), lines: 3}, false},
 		{"history, all", []string{"history", "-n", "0", "hello"}, historyOptions{appOptions: call(5 * time.Second)}, false},
 		{"lock", []string{"lock", "hello", "-m", "migration until 14:00"}, lockOptions{appOptions: call(10 * time.Second), message: "migration until 14:00"}, false},
