@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
-	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/journallog"
 )
 
@@ -25,6 +22,7 @@ var version = "dev"
 
 // globals are the options and outputs every command shares.
 type globals struct {
+	stdin          io.Reader // TARBALL and VALUE "-"
 	stdout, stderr io.Writer
 	json           bool
 	logLevel       string
@@ -85,7 +83,7 @@ func newApp(g *globals) *cli.App {
 
 func usageOnError(c *cli.Context, err error, _ bool) error {
 	help := "beamdeploy --help"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != c.App.Name {
 		help = "beamdeploy " + c.Command.Name + " --help"
 	}
 	return &usageError{fmt.Errorf("%w (see %s)", err, help)}
@@ -93,53 +91,26 @@ func usageOnError(c *cli.Context, err error, _ bool) error {
 
 func versionCommand(g *globals) *cli.Command {
 	return &cli.Command{
-		Name:  "version",
-		Usage: "print beamdeploy's version",
+		Name:      "version",
+		Usage:     "print beamdeploy's version",
+		UsageText: "beamdeploy version",
 		Description: "With --json: {\"message_type\":\"version\",\"version\":...,\"go_version\":...}.\n\n" +
 			"EXAMPLES:\n   beamdeploy version\n   beamdeploy --json version\n\n" + exitStatusHelp,
-		Action: func(*cli.Context) error {
-			if g.json {
-				return json.NewEncoder(g.stdout).Encode(map[string]string{"message_type": "version", "version": version, "go_version": runtime.Version()})
-			}
-			_, err := fmt.Fprintf(g.stdout, "beamdeploy %s (%s)\n", version, runtime.Version())
-			return err
-		},
+		Action: action(g, parseNoArgs, runVersion),
 	}
 }
 
-// appArg returns the APP argument, validated.
-func appArg(c *cli.Context) (string, error) {
-	app := c.Args().First()
-	if app == "" {
-		return "", usageErrorf("missing APP argument (usage: %s)", c.Command.UsageText)
-	}
-	if err := config.ValidateApp(app); err != nil {
-		return "", &usageError{err}
-	}
-	return app, nil
-}
+// noOptions are the options of a command that takes none.
+type noOptions struct{}
 
-// errNoSuchApp is returned for an app that was never set up on this host.
-var errNoSuchApp = errors.New("no app named")
+func parseNoArgs(c *cli.Context) (noOptions, error) { return noOptions{}, maxArgs(c, 0) }
 
-// client returns a client of app's parent; an app without a config file
-// was never set up here, which is said before anything is dialled.
-func (g *globals) client(app string) (*control.Client, error) {
-	if _, err := os.Stat(g.paths.Config(app)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %s on this host (no %s); set it up with: beamdeploy init %s --listen ADDR --exec CMD",
-			errNoSuchApp, app, g.paths.Config(app), app)
-	}
-	return control.NewClient(app, g.socket(app)), nil
-}
-
-// socket is the control socket to use: the admin socket when this user
-// may connect to it (root, the deploy group), which no flood of other
-// users' connections can delay; else the one open to everyone.
-func (g *globals) socket(app string) string {
-	if admin := g.paths.AdminSocket(app); writable(admin) {
-		return admin
-	}
-	return g.paths.ControlSocket(app)
+func runVersion(_ context.Context, g *globals, _ noOptions) error {
+	v := map[string]string{"message_type": "version", "version": version, "go_version": runtime.Version()}
+	return g.print(v, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "beamdeploy %s (%s)\n", version, runtime.Version())
+		return err
+	})
 }
 
 // logger builds the daemon's logger: text on stderr, without timestamps

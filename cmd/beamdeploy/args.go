@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -8,26 +9,22 @@ import (
 
 // reorderArgs lets flags stand anywhere among a command's arguments
 // (`beamdeploy upgrade hello --force x.tar.gz`, `beamdeploy status hello
-// --json`). urfave/cli v2 stops parsing flags at the first positional
-// argument and takes global flags only before the command, so the
-// arguments are rewritten to: program, global flags, command, the
-// command's flags, its positional arguments, then "--" and everything
-// after it untouched. A flag's value is kept with its flag (the command's
-// flag definitions say which flags take one); "-" is a positional argument
-// (stdin); a flag neither the command nor the app defines is left for
-// urfave/cli to report as a usage error.
+// --json`). urfave/cli v2 has no option for that: it stops parsing flags
+// at the first positional argument and takes global flags only before the
+// command. So the arguments are rewritten to: program, global flags,
+// command, the command's flags, its positional arguments, then "--" and
+// everything after it untouched. A flag's value is kept with its flag
+// (the flag definitions say which flags take one); "-" is a positional
+// argument (stdin); a flag neither the command nor the app defines is left
+// for urfave/cli to report as a usage error, and so is a flag that lacks
+// its value (the positional arguments are dropped then, so that none is
+// taken for the value). --help or -h anywhere asks for the command's help.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
-	out := []string{args[0]}
-	i := 1
-	// Global flags before the command.
-	for i < len(args) && isFlag(args[i]) {
-		n := flagLen(app.Flags, args, i)
-		out = append(out, args[i:i+n]...)
-		i += n
-	}
+	i := 1 + flagsSpan(app.Flags, args[1:])
+	out := slices.Clone(args[:i]) // program, global flags
 	if i >= len(args) || args[i] == "--" {
 		return append(out, args[i:]...)
 	}
@@ -37,27 +34,49 @@ func reorderArgs(app *cli.App, args []string) []string {
 	}
 	name := args[i]
 	var flags, positional []string
-	i++
-	for i < len(args) && args[i] != "--" {
+	for i++; i < len(args) && args[i] != "--"; {
 		a := args[i]
 		switch {
 		case !isFlag(a):
 			positional = append(positional, a)
 			i++
-		case lookupFlag(cmd.Flags, a) == nil && lookupFlag(app.Flags, a) != nil:
-			n := flagLen(app.Flags, args, i)
-			out = append(out, args[i:i+n]...) // a global flag after the command
-			i += n
-		default:
-			n := flagLen(cmd.Flags, args, i)
-			flags = append(flags, args[i:i+n]...)
-			i += n
+			continue
+		case a == "--help" || a == "-h":
+			return append(out, name, "--help")
 		}
+		defs, global := cmd.Flags, false
+		if lookupFlag(defs, a) == nil && lookupFlag(app.Flags, a) != nil {
+			defs, global = app.Flags, true // a global flag after the command: moved before it
+		}
+		n := flagLen(defs, args, i)
+		switch {
+		case n == 0:
+			return append(append(out, name), append(flags, a)...)
+		case global:
+			out = append(out, args[i:i+n]...)
+		default:
+			flags = append(flags, args[i:i+n]...)
+		}
+		i += n
 	}
 	out = append(out, name)
 	out = append(out, flags...)
 	out = append(out, positional...)
 	return append(out, args[i:]...)
+}
+
+// flagsSpan is how many of args, from the first, are flags of defs with
+// their values.
+func flagsSpan(defs []cli.Flag, args []string) int {
+	i := 0
+	for i < len(args) && isFlag(args[i]) {
+		n := flagLen(defs, args, i)
+		if n == 0 {
+			return len(args) // a flag without its value: for the parser to refuse
+		}
+		i += n
+	}
+	return i
 }
 
 // isFlag reports whether a looks like a flag; "-" alone is an argument.
@@ -74,22 +93,23 @@ func flagName(a string) string {
 func lookupFlag(flags []cli.Flag, a string) cli.Flag {
 	name := flagName(a)
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
+		if slices.Contains(f.Names(), name) {
+			return f
 		}
 	}
 	return nil
 }
 
 // flagLen is how many arguments the flag at args[i] spans: 2 when it takes
-// a value given as the next argument, else 1.
+// a value given as the next argument, else 1; 0 when it takes one and is
+// the last argument.
 func flagLen(flags []cli.Flag, args []string, i int) int {
-	f := lookupFlag(flags, args[i])
-	tv, ok := f.(interface{ TakesValue() bool })
-	if !ok || !tv.TakesValue() || strings.Contains(args[i], "=") || i+1 >= len(args) {
+	tv, ok := lookupFlag(flags, args[i]).(interface{ TakesValue() bool })
+	switch {
+	case !ok || !tv.TakesValue() || strings.Contains(args[i], "="):
 		return 1
+	case i+1 >= len(args):
+		return 0
 	}
 	return 2
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"testing"
 
@@ -36,6 +34,17 @@ func TestReorderArgs(t *testing.T) {
 		// Unknown flags and commands are left for the parser to refuse.
 		{[]string{"bd", "status", "hello", "--nope"}, []string{"bd", "status", "--nope", "hello"}},
 		{[]string{"bd", "nosuch", "--json"}, []string{"bd", "nosuch", "--json"}},
+		// A flag without its value is left for the parser to refuse: no
+		// positional argument is taken for its value.
+		{[]string{"bd", "upgrade", "hello", "x.tar.gz", "--version"}, []string{"bd", "upgrade", "--version"}},
+		{[]string{"bd", "upgrade", "--force", "hello", "x.tar.gz", "--json", "--version"}, []string{"bd", "--json", "upgrade", "--force", "--version"}},
+		{[]string{"bd", "--log-level"}, []string{"bd", "--log-level"}},
+		{[]string{"bd", "--log-level", "--json", "status"}, []string{"bd", "--log-level", "--json", "status"}},
+		// --help anywhere: the command's help.
+		{[]string{"bd", "upgrade", "hello", "x.tar.gz", "--help"}, []string{"bd", "upgrade", "--help"}},
+		{[]string{"bd", "--json", "status", "hello", "-h", "--bogus"}, []string{"bd", "--json", "status", "--help"}},
+		{[]string{"bd", "upgrade", "hello", "-m", "--help", "x.tar.gz"}, []string{"bd", "upgrade", "-m", "--help", "hello", "x.tar.gz"}}, // a value
+		{[]string{"bd", "exec", "hello", "--", "bin/x", "--help"}, []string{"bd", "exec", "hello", "--", "bin/x", "--help"}},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, reorderArgs(app, tt.in))
@@ -51,40 +60,6 @@ func TestHelpHasExamplesAndExitStatus(t *testing.T) {
 		assert.Contains(t, c.Description, "EXAMPLES:", c.Name)
 		assert.Contains(t, c.Description, "EXIT STATUS:", c.Name)
 	}
-}
-
-// Usage errors exit 2 with the message on stderr and nothing on stdout;
-// flags may follow positional arguments.
-func TestUsageErrorsExit2(t *testing.T) {
-	tests := map[string][]string{
-		"unknown command":  {"bd", "nosuch"},
-		"unknown flag":     {"bd", "status", "hello", "--bogus"},
-		"bad flag value":   {"bd", "upgrade", "hello", "--timeout", "xyz", "x.tar.gz"},
-		"missing required": {"bd", "init", "hello", "--exec", "bin/hello"},
-		"bad app name":     {"bd", "status", "-x-"},
-	}
-	for name, args := range tests {
-		t.Run(name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			g := &globals{stdout: &out, stderr: &errOut}
-			app := newApp(g)
-			code := g.exit(app.RunContext(t.Context(), reorderArgs(app, args)))
-			assert.Equal(t, exitUsage, code, "stderr: %s", errOut.String())
-			assert.Empty(t, out.String())
-			assert.NotEmpty(t, errOut.String())
-		})
-	}
-}
-
-func TestVersion(t *testing.T) {
-	var out bytes.Buffer
-	g := &globals{stdout: &out, stderr: &out}
-	app := newApp(g)
-	require.Equal(t, exitOK, g.exit(app.RunContext(t.Context(), reorderArgs(app, []string{"bd", "version", "--json"}))))
-	var v map[string]string
-	require.NoError(t, json.Unmarshal(out.Bytes(), &v), out.String())
-	assert.Equal(t, "version", v["message_type"])
-	assert.Equal(t, version, v["version"])
 }
 
 // Quick calls and swaps read different timeout variables: exporting a
@@ -112,20 +87,15 @@ func TestTimeoutEnvironmentByKind(t *testing.T) {
 // not run says how to start it, without Go's HTTP internals.
 func TestUnknownAppAndStoppedParent(t *testing.T) {
 	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Run: dir}}
-	app := newApp(g)
-	code := g.exit(app.RunContext(t.Context(), []string{"bd", "status", "nosuch"}))
-	assert.Equal(t, exitFailure, code)
-	assert.Contains(t, errOut.String(), "no app named nosuch on this host")
-	assert.Contains(t, errOut.String(), "beamdeploy init nosuch")
+	c := newTestCLI(config.Paths{Etc: dir, Run: dir})
+	assert.Equal(t, exitFailure, c.run(t, "status", "nosuch"))
+	assert.Contains(t, c.errOut.String(), "no app named nosuch on this host")
+	assert.Contains(t, c.errOut.String(), "beamdeploy init nosuch")
 
-	require.NoError(t, os.WriteFile(g.paths.Config("hello"), []byte("{}"), 0o644))
-	errOut.Reset()
-	code = g.exit(app.RunContext(t.Context(), []string{"bd", "status", "hello"}))
-	assert.Equal(t, control.ExitNotRunning, code)
-	assert.Contains(t, errOut.String(), "does not exist; start it with: systemctl start hello.service")
-	assert.NotContains(t, errOut.String(), "http://")
+	require.NoError(t, os.WriteFile(c.paths.Config("hello"), []byte("{}"), 0o644))
+	assert.Equal(t, control.ExitNotRunning, c.run(t, "status", "hello"))
+	assert.Contains(t, c.errOut.String(), "does not exist; start it with: systemctl start hello.service")
+	assert.NotContains(t, c.errOut.String(), "http://")
 }
 
 // init refuses values that make no sense, and a host without a running
@@ -137,12 +107,10 @@ func TestInitChecksBeforeWriting(t *testing.T) {
 		{"--settle", "-1s"},
 	} {
 		dir := t.TempDir()
-		var out, errOut bytes.Buffer
-		g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Units: dir, State: dir, Run: dir}}
-		app := newApp(g)
-		code := g.exit(app.RunContext(t.Context(), reorderArgs(app, append([]string{"bd", "init", "hello", "--listen", "8080", "--exec", "bin/hello", "--no-start"}, args...))))
-		assert.Equal(t, exitUsage, code, "%v: %s", args, errOut.String())
-		assert.Contains(t, errOut.String(), args[0])
+		c := newTestCLI(config.Paths{Etc: dir, Units: dir, State: dir, Run: dir})
+		code := c.run(t, append([]string{"init", "hello", "--listen", "8080", "--exec", "bin/hello", "--no-start"}, args...)...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, c.errOut.String())
+		assert.Contains(t, c.errOut.String(), args[0])
 		entries, _ := os.ReadDir(dir)
 		assert.Empty(t, entries, "%v: nothing written", args)
 	}
@@ -150,13 +118,10 @@ func TestInitChecksBeforeWriting(t *testing.T) {
 		t.Skip("systemd runs here: the no-systemd case is for hosts and CI machines without it")
 	}
 	dir := t.TempDir()
-	var out, errOut bytes.Buffer
-	g := &globals{stdout: &out, stderr: &errOut, paths: config.Paths{Etc: dir, Units: dir, State: dir, Run: dir}}
-	app := newApp(g)
-	code := g.exit(app.RunContext(t.Context(), reorderArgs(app, []string{"bd", "init", "hello", "--listen", "8080", "--exec", "bin/hello", "--user", "root"})))
-	assert.Equal(t, exitFailure, code)
-	assert.Contains(t, errOut.String(), "systemd is not running on this host")
-	assert.Contains(t, errOut.String(), "--no-start")
+	c := newTestCLI(config.Paths{Etc: dir, Units: dir, State: dir, Run: dir})
+	assert.Equal(t, exitFailure, c.run(t, "init", "hello", "--listen", "8080", "--exec", "bin/hello", "--user", "root"))
+	assert.Contains(t, c.errOut.String(), "systemd is not running on this host")
+	assert.Contains(t, c.errOut.String(), "--no-start")
 	entries, _ := os.ReadDir(dir)
 	assert.Empty(t, entries, "nothing written")
 }

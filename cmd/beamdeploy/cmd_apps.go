@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +32,16 @@ func listCommand(g *globals) *cli.Command {
 			"\"release\",\"unit\",\"pid\",\"upgrading\",\"last_swap\",\"lock\",\"error\"}]}.\n\n" +
 			"EXAMPLES:\n   beamdeploy list\n   beamdeploy --json list | jq -r '.apps[] | select(.state != \"serving\") | .app'\n\n" + exitStatusHelp,
 		Flags:  []cli.Flag{callTimeoutFlag(5 * time.Second)},
-		Action: func(c *cli.Context) error { return g.runList(c.Context, c.Duration("timeout")) },
+		Action: action(g, parseList, runList),
 	}
+}
+
+type listOptions struct {
+	timeout time.Duration // bounds each parent's answer
+}
+
+func parseList(c *cli.Context) (listOptions, error) {
+	return listOptions{timeout: c.Duration("timeout")}, maxArgs(c, 0)
 }
 
 // appSummary is one line of `beamdeploy list`.
@@ -77,7 +84,7 @@ func (g *globals) apps() ([]string, error) {
 	return out, nil
 }
 
-func (g *globals) runList(ctx context.Context, timeout time.Duration) error {
+func runList(ctx context.Context, g *globals, o listOptions) error {
 	names, err := g.apps()
 	if err != nil {
 		return err
@@ -85,34 +92,26 @@ func (g *globals) runList(ctx context.Context, timeout time.Duration) error {
 	sums := make([]appSummary, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
-		wg.Go(func() { sums[i] = g.summarise(ctx, name, timeout) })
+		wg.Go(func() { sums[i] = g.summarise(ctx, appOptions{app: name, timeout: o.timeout}) })
 	}
 	wg.Wait()
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "apps", "apps": sums})
-	}
-	if len(sums) == 0 {
-		_, err := fmt.Fprintf(g.stdout, "no apps on this host; set one up with: beamdeploy init APP --listen ADDR --exec CMD\n")
-		return err
-	}
-	return printApps(g.stdout, sums)
+	return g.print(map[string]any{"message_type": "apps", "apps": sums}, func(w io.Writer) error {
+		if len(sums) == 0 {
+			_, err := fmt.Fprintf(w, "no apps on this host; set one up with: beamdeploy init APP --listen ADDR --exec CMD\n")
+			return err
+		}
+		return printApps(w, sums)
+	})
 }
 
-// summarise asks app's parent for its status, bounded by timeout.
-func (g *globals) summarise(ctx context.Context, app string, timeout time.Duration) appSummary {
-	s := appSummary{App: app}
-	cl, err := g.client(app)
-	if err != nil {
-		s.State, s.Error = "unreadable", err.Error()
-		return s
-	}
-	defer cl.Close()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	st, err := cl.Status(ctx)
+// summarise asks o.app's parent for its status, within o.timeout.
+func (g *globals) summarise(ctx context.Context, o appOptions) appSummary {
+	s := appSummary{App: o.app}
+	var st control.Status
+	err := g.call(ctx, o, func(ctx context.Context, cl *control.Client) (err error) {
+		st, err = cl.Status(ctx)
+		return err
+	})
 	switch {
 	case errors.Is(err, control.ErrNotRunning):
 		s.State, s.Error = "parent-down", err.Error()
@@ -175,14 +174,18 @@ func removeCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "purge", Usage: "also remove the app's releases and state"},
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			return g.runRemove(c.Context, app, c.Bool("purge"))
-		},
+		Action: action(g, parseRemove, runRemove),
 	}
+}
+
+type removeOptions struct {
+	app   string
+	purge bool // --purge: also the releases and state
+}
+
+func parseRemove(c *cli.Context) (removeOptions, error) {
+	a, err := parseApp(c, 0)
+	return removeOptions{app: a.app, purge: c.Bool("purge")}, err
 }
 
 // removed is what `beamdeploy --json remove` prints.
@@ -194,7 +197,8 @@ type removed struct {
 	Kept        []string `json:"kept,omitempty"`
 }
 
-func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
+func runRemove(ctx context.Context, g *globals, o removeOptions) error {
+	app, purge := o.app, o.purge
 	unitDir := g.paths.UnitDir()
 	unitFiles := []string{filepath.Join(unitDir, app+".socket"), filepath.Join(unitDir, app+".service")}
 	cfgPath := g.paths.Config(app)
@@ -237,11 +241,10 @@ func (g *globals) runRemove(ctx context.Context, app string, purge bool) error {
 		out.Kept = append(out.Kept, g.paths.StateDir(app))
 		say("kept %s (releases and state; beamdeploy remove %s --purge removes them)", g.paths.StateDir(app), app)
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(out)
-	}
-	fmt.Fprintf(g.stdout, "removed %s\n", app)
-	return nil
+	return g.print(out, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "removed %s\n", app)
+		return err
+	})
 }
 
 // privateStateDir is where systemd keeps the StateDirectory= of units

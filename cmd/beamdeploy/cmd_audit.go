@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -27,21 +26,6 @@ const auditHelp = "The swap is recorded with who asked (user and uid), --message
 	"sha256: beamdeploy history APP. A locked app (beamdeploy lock) refuses it before\n" +
 	"anything is staged or started (exit 7).\n\n"
 
-// swapClient returns a client of app's parent that sends the command's
-// --message with its swap.
-func (g *globals) swapClient(c *cli.Context, app string) (*control.Client, error) {
-	msg := c.String("message")
-	if err := control.CheckMessage(msg); err != nil {
-		return nil, usageErrorf("--message: %w", err)
-	}
-	cl, err := g.client(app)
-	if err != nil {
-		return nil, err
-	}
-	cl.Message = msg
-	return cl, nil
-}
-
 func historyCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "history",
@@ -59,32 +43,36 @@ func historyCommand(g *globals) *cli.Command {
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 20, Usage: "show the N newest swaps (0: all)"},
 			callTimeoutFlag(5 * time.Second),
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			if c.Int("lines") < 0 {
-				return usageErrorf("-n %d: give a number of swaps, or 0 for all", c.Int("lines"))
-			}
-			cl, err := g.client(app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			st, err := cl.Status(ctx)
-			if err != nil {
-				return err
-			}
-			swaps := newestFirst(st.History, c.Int("lines"))
-			if g.json {
-				return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": control.TypeHistory, "app": app, "swaps": swaps})
-			}
-			return printHistory(g.stdout, swaps)
-		},
+		Action: action(g, parseHistory, runHistory),
 	}
+}
+
+type historyOptions struct {
+	appOptions
+	lines int // -n: the newest N swaps; 0: all
+}
+
+func parseHistory(c *cli.Context) (historyOptions, error) {
+	a, err := parseApp(c, 0)
+	if err != nil {
+		return historyOptions{}, err
+	}
+	if n := c.Int("lines"); n < 0 {
+		return historyOptions{}, usageErrorf("-n %d: give a number of swaps, or 0 for all", n)
+	}
+	return historyOptions{appOptions: a, lines: c.Int("lines")}, nil
+}
+
+func runHistory(ctx context.Context, g *globals, o historyOptions) error {
+	return g.call(ctx, o.appOptions, func(ctx context.Context, cl *control.Client) error {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		swaps := newestFirst(st.History, o.lines)
+		v := map[string]any{"message_type": control.TypeHistory, "app": o.app, "swaps": swaps}
+		return g.print(v, func(w io.Writer) error { return printHistory(w, swaps) })
+	})
 }
 
 // newestFirst returns the n newest of h (recorded oldest first); all for
@@ -144,21 +132,34 @@ func lockCommand(g *globals) *cli.Command {
 			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "why the app is locked (required): one line, at most 1024 bytes"},
 			callTimeoutFlag(10 * time.Second),
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			msg := c.String("message")
-			if msg == "" {
-				return usageErrorf("a lock needs a message saying why: beamdeploy lock %s -m TEXT", app)
-			}
-			if err := control.CheckMessage(msg); err != nil {
-				return usageErrorf("-m: %w", err)
-			}
-			return g.lockCall(c, app, func(cl *control.Client, ctx context.Context) (control.LockState, error) { return cl.Lock(ctx, msg) })
-		},
+		Action: action(g, parseLock, runLock),
 	}
+}
+
+type lockOptions struct {
+	appOptions
+	message string // -m: why (required)
+}
+
+func parseLock(c *cli.Context) (lockOptions, error) {
+	a, err := parseApp(c, 0)
+	if err != nil {
+		return lockOptions{}, err
+	}
+	o := lockOptions{appOptions: a, message: c.String("message")}
+	if o.message == "" {
+		return lockOptions{}, usageErrorf("a lock needs a message saying why: beamdeploy lock %s -m TEXT", o.app)
+	}
+	if err := control.CheckMessage(o.message); err != nil {
+		return lockOptions{}, usageErrorf("-m: %w", err)
+	}
+	return o, nil
+}
+
+func runLock(ctx context.Context, g *globals, o lockOptions) error {
+	return g.lockCall(ctx, o.appOptions, func(cl *control.Client, ctx context.Context) (control.LockState, error) {
+		return cl.Lock(ctx, o.message)
+	})
 }
 
 func unlockCommand(g *globals) *cli.Command {
@@ -169,43 +170,36 @@ func unlockCommand(g *globals) *cli.Command {
 		Description: "Swaps are allowed again. Unlocking an app that is not locked is not an error.\n" +
 			"Root and members of group beamdeploy only.\n\n" +
 			"EXAMPLES:\n   beamdeploy unlock hello && beamdeploy upgrade hello ./hello-1.2.3.tar.gz\n\n" + exitStatusHelp,
-		Flags: []cli.Flag{callTimeoutFlag(10 * time.Second)},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			return g.lockCall(c, app, (*control.Client).Unlock)
-		},
+		Flags:  []cli.Flag{callTimeoutFlag(10 * time.Second)},
+		Action: action(g, parseOneApp, runUnlock),
 	}
 }
 
-// lockCall runs op (lock or unlock) against app's parent within --timeout
-// and prints the lock as it is afterwards.
-func (g *globals) lockCall(c *cli.Context, app string, op func(*control.Client, context.Context) (control.LockState, error)) error {
-	cl, err := g.client(app)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-	defer cancel()
-	ls, err := op(cl, ctx)
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(ls)
-	}
+func runUnlock(ctx context.Context, g *globals, o appOptions) error {
+	return g.lockCall(ctx, o, (*control.Client).Unlock)
+}
+
+// lockCall runs op (lock or unlock) against o.app's parent and prints the
+// lock as it is afterwards.
+func (g *globals) lockCall(ctx context.Context, o appOptions, op func(*control.Client, context.Context) (control.LockState, error)) error {
+	return g.call(ctx, o, func(ctx context.Context, cl *control.Client) error {
+		ls, err := op(cl, ctx)
+		if err != nil {
+			return err
+		}
+		return g.print(ls, func(w io.Writer) error { printLock(w, o.app, ls); return nil })
+	})
+}
+
+func printLock(w io.Writer, app string, ls control.LockState) {
 	if ls.Lock == nil {
-		_, err := fmt.Fprintf(g.stdout, "%s is unlocked\n", app)
-		return err
+		fmt.Fprintf(w, "%s is unlocked\n", app)
+		return
 	}
-	fmt.Fprintf(g.stdout, "%s is locked by %s: %s; swaps are refused until: beamdeploy unlock %s\n", app, ls.Lock.Who(), ls.Lock.Message, app)
+	fmt.Fprintf(w, "%s is locked by %s: %s; swaps are refused until: beamdeploy unlock %s\n", app, ls.Lock.Who(), ls.Lock.Message, app)
 	if ls.Swap != "" {
-		fmt.Fprintf(g.stdout, "swap %s was already running; the lock does not stop it (follow it with: beamdeploy status %s)\n", ls.Swap, app)
+		fmt.Fprintf(w, "swap %s was already running; the lock does not stop it (follow it with: beamdeploy status %s)\n", ls.Swap, app)
 	}
-	return nil
 }
 
 // lockLine describes a lock for status.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,37 +19,51 @@ func docsCommands(g *globals) []*cli.Command {
 			Hidden:    true,
 			Usage:     "print a man page (roff): beamdeploy(1), or with config beamdeploy.json(5)",
 			UsageText: "beamdeploy man [config]",
-			Action: func(c *cli.Context) error {
-				page := manPage(c.App)
-				switch c.Args().First() {
-				case "":
-				case "config":
-					page = configManPage()
-				default:
-					return usageErrorf("usage: %s", c.Command.UsageText)
-				}
-				_, err := fmt.Fprint(g.stdout, page)
-				return err
-			},
+			Action:    action(g, parseDoc("", "config"), runMan),
 		},
 		{
 			Name:      "completion",
 			Hidden:    true,
 			Usage:     "print a shell completion script",
 			UsageText: "beamdeploy completion bash|zsh",
-			Action: func(c *cli.Context) error {
-				switch c.Args().First() {
-				case "bash":
-					_, err := fmt.Fprint(g.stdout, bashCompletion(c.App))
-					return err
-				case "zsh":
-					_, err := fmt.Fprint(g.stdout, zshCompletion(c.App))
-					return err
-				}
-				return usageErrorf("usage: %s", c.Command.UsageText)
-			},
+			Action:    action(g, parseDoc("bash", "zsh"), runCompletion),
 		},
 	}
+}
+
+// docOptions name the page or script to print.
+type docOptions struct {
+	which string // one of parseDoc's choices ("" for man: beamdeploy(1))
+	app   *cli.App
+}
+
+// parseDoc reads the argument, which must be one of choices ("": none).
+func parseDoc(choices ...string) func(*cli.Context) (docOptions, error) {
+	return func(c *cli.Context) (docOptions, error) {
+		o := docOptions{which: c.Args().First(), app: c.App}
+		if maxArgs(c, 1) != nil || !slices.Contains(choices, o.which) {
+			return docOptions{}, usageErrorf("usage: %s", c.Command.UsageText)
+		}
+		return o, nil
+	}
+}
+
+func runMan(_ context.Context, g *globals, o docOptions) error {
+	page := manPage(o.app)
+	if o.which == "config" {
+		page = configManPage()
+	}
+	_, err := fmt.Fprint(g.stdout, page)
+	return err
+}
+
+func runCompletion(_ context.Context, g *globals, o docOptions) error {
+	script := bashCompletion(o.app)
+	if o.which == "zsh" {
+		script = zshCompletion(o.app)
+	}
+	_, err := fmt.Fprint(g.stdout, script)
+	return err
 }
 
 // visible returns the visible commands and, for each, its flags.

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"time"
@@ -28,41 +26,58 @@ func handoffCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			callTimeoutFlag(10 * time.Second),
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl, err := g.client(app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			args := c.Args().Tail()
-			want := map[string]int{"put": 3, "get": 2, "list": 1, "delete": 2}
-			if len(args) == 0 || want[args[0]] != len(args) {
-				return usageErrorf("usage: %s", c.Command.UsageText)
-			}
-			switch args[0] {
-			case "put":
-				return handoffPut(ctx, cl, args[1], args[2])
-			case "get":
-				return g.handoffGet(ctx, cl, args[1])
-			case "delete":
-				return cl.HandoffDelete(ctx, args[1])
-			}
-			return g.handoffList(ctx, cl)
-		},
+		Action: action(g, parseHandoff, runHandoff),
 	}
 }
 
-func handoffPut(ctx context.Context, cl *control.Client, key, value string) error {
+type handoffOptions struct {
+	appOptions
+	op    string // put, get, list or delete
+	key   string
+	value string // put's VALUE; "-": read it from stdin
+}
+
+// handoffArgs is how many arguments each operation takes after APP.
+var handoffArgs = map[string]int{"put": 3, "get": 2, "list": 1, "delete": 2}
+
+func parseHandoff(c *cli.Context) (handoffOptions, error) {
+	a, err := parseApp(c, 3)
+	if err != nil {
+		return handoffOptions{}, err
+	}
+	args := c.Args().Tail()
+	if len(args) == 0 || handoffArgs[args[0]] != len(args) {
+		return handoffOptions{}, usageErrorf("usage: %s", c.Command.UsageText)
+	}
+	o := handoffOptions{appOptions: a, op: args[0]}
+	if len(args) > 1 {
+		o.key = args[1]
+	}
+	if len(args) > 2 {
+		o.value = args[2]
+	}
+	return o, nil
+}
+
+func runHandoff(ctx context.Context, g *globals, o handoffOptions) error {
+	return g.call(ctx, o.appOptions, func(ctx context.Context, cl *control.Client) error {
+		switch o.op {
+		case "put":
+			return g.handoffPut(ctx, cl, o.key, o.value)
+		case "get":
+			return g.handoffGet(ctx, cl, o.key)
+		case "delete":
+			return cl.HandoffDelete(ctx, o.key)
+		}
+		return g.handoffList(ctx, cl)
+	})
+}
+
+func (g *globals) handoffPut(ctx context.Context, cl *control.Client, key, value string) error {
 	v := []byte(value)
 	if value == "-" {
 		var err error
-		if v, err = io.ReadAll(os.Stdin); err != nil {
+		if v, err = io.ReadAll(g.stdin); err != nil {
 			return fmt.Errorf("read value from stdin: %w", err)
 		}
 	}
@@ -74,11 +89,10 @@ func (g *globals) handoffGet(ctx context.Context, cl *control.Client, key string
 	if err != nil {
 		return err
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "handoff_value", "key": key, "value": v})
-	}
-	_, err = g.stdout.Write(v)
-	return err
+	return g.print(map[string]any{"message_type": "handoff_value", "key": key, "value": v}, func(w io.Writer) error {
+		_, err := w.Write(v)
+		return err
+	})
 }
 
 func (g *globals) handoffList(ctx context.Context, cl *control.Client) error {
@@ -86,21 +100,20 @@ func (g *globals) handoffList(ctx context.Context, cl *control.Client) error {
 	if err != nil {
 		return err
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(control.Handoff{MessageType: control.TypeHandoff, Entries: entries})
-	}
-	keys := make([]string, 0, len(entries))
-	for k := range entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := entries[k]
-		if utf8.Valid(v) {
-			fmt.Fprintf(g.stdout, "%s\t%s\n", k, strconv.Quote(string(v)))
-		} else {
-			fmt.Fprintf(g.stdout, "%s\t(%d bytes of binary data)\n", k, len(v))
+	return g.print(control.Handoff{MessageType: control.TypeHandoff, Entries: entries}, func(w io.Writer) error {
+		keys := make([]string, 0, len(entries))
+		for k := range entries {
+			keys = append(keys, k)
 		}
-	}
-	return nil
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := entries[k]
+			if utf8.Valid(v) {
+				fmt.Fprintf(w, "%s\t%s\n", k, strconv.Quote(string(v)))
+			} else {
+				fmt.Fprintf(w, "%s\t(%d bytes of binary data)\n", k, len(v))
+			}
+		}
+		return nil
+	})
 }

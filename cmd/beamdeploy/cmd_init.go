@@ -55,23 +55,25 @@ func initCommand(g *globals) *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files"},
 			&cli.BoolFlag{Name: "no-start", Usage: "write the files only; do not reload systemd or start anything"},
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			for _, f := range []string{"listen", "exec"} {
-				if !c.IsSet(f) {
-					return usageErrorf("missing --%s (usage: %s)", f, c.Command.UsageText)
-				}
-			}
-			return runInit(c.Context, g, initOptions{
-				app: app, listen: c.StringSlice("listen"), exec: c.String("exec"), user: c.String("user"),
-				readyTimeout: c.Duration("ready-timeout"), drainTimeout: c.Duration("drain-timeout"), settle: c.Duration("settle"),
-				force: c.Bool("force"), noStart: c.Bool("no-start"),
-			})
-		},
+		Action: action(g, parseInit, runInit),
 	}
+}
+
+func parseInit(c *cli.Context) (initOptions, error) {
+	a, err := parseApp(c, 0)
+	if err != nil {
+		return initOptions{}, err
+	}
+	for _, f := range []string{"listen", "exec"} {
+		if !c.IsSet(f) {
+			return initOptions{}, usageErrorf("missing --%s (usage: %s)", f, c.Command.UsageText)
+		}
+	}
+	return initOptions{
+		app: a.app, listen: c.StringSlice("listen"), exec: c.String("exec"), user: c.String("user"),
+		readyTimeout: c.Duration("ready-timeout"), drainTimeout: c.Duration("drain-timeout"), settle: c.Duration("settle"),
+		force: c.Bool("force"), noStart: c.Bool("no-start"),
+	}, nil
 }
 
 type plannedFile struct {

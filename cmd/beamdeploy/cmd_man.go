@@ -141,7 +141,7 @@ var manFiles = [][2]string{
 var manExitStatus = [][2]string{
 	{"0", "success"},
 	{"1", "failure"},
-	{"2", "usage error: unknown command or flag, bad value, missing argument"},
+	{"2", "usage error: unknown command or flag, bad value, missing argument or one too many"},
 	{"3", "the swap failed and was rolled back: the old release keeps serving"},
 	{"4", "the parent (APP.service) is not running"},
 	{"5", "another swap is in progress"},
@@ -165,7 +165,8 @@ func manPage(app *cli.App) string {
 	b.WriteString(".SH DESCRIPTION\n")
 	text, _ := splitDescription(app.Description)
 	roffText(&b, text)
-	b.WriteString(".PP\nFlags may stand anywhere among a command's arguments; \\fB\\-\\-json\\fR before or after the command. " +
+	b.WriteString(".PP\nFlags may stand anywhere among a command's arguments; \\fB\\-\\-json\\fR before or after the command; " +
+		"\\fB\\-\\-help\\fR anywhere shows the command's help. " +
 		"With \\fB\\-\\-json\\fR, results are JSON objects with a message_type on standard output, and errors a JSON object " +
 		"with message_type exit_error on standard error.\n")
 	b.WriteString(".SH COMMANDS\n")

@@ -30,24 +30,33 @@ func logsCommand(g *globals) *cli.Command {
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines"},
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 50, Usage: "how many recent lines to show"},
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			args := []string{"--no-pager", "-o", "short-precise", "-n", strconv.Itoa(c.Int("lines")),
-				"-u", app + ".service", "-u", app + "@blue.service", "-u", app + "@green.service"}
-			if c.Bool("follow") {
-				args = append(args, "-f")
-			}
-			cmd := exec.CommandContext(c.Context, "journalctl", args...)
-			cmd.Stdout, cmd.Stderr = g.stdout, g.stderr
-			if err := cmd.Run(); err != nil && c.Context.Err() == nil {
-				return fmt.Errorf("journalctl: %w", err)
-			}
-			return nil
-		},
+		Action: action(g, parseLogs, runLogs),
 	}
+}
+
+type logsOptions struct {
+	app    string
+	follow bool // -f
+	lines  int  // -n
+}
+
+func parseLogs(c *cli.Context) (logsOptions, error) {
+	a, err := parseApp(c, 0)
+	return logsOptions{app: a.app, follow: c.Bool("follow"), lines: c.Int("lines")}, err
+}
+
+func runLogs(ctx context.Context, g *globals, o logsOptions) error {
+	args := []string{"--no-pager", "-o", "short-precise", "-n", strconv.Itoa(o.lines),
+		"-u", o.app + ".service", "-u", o.app + "@blue.service", "-u", o.app + "@green.service"}
+	if o.follow {
+		args = append(args, "-f")
+	}
+	cmd := exec.CommandContext(ctx, "journalctl", args...)
+	cmd.Stdout, cmd.Stderr = g.stdout, g.stderr
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("journalctl: %w", err)
+	}
+	return nil
 }
 
 func checkCommand(g *globals) *cli.Command {
@@ -64,30 +73,28 @@ func checkCommand(g *globals) *cli.Command {
 			"place of the dynamic one, and when files of staged releases are writable by\n" +
 			"group or others.\n\n" +
 			"EXAMPLES:\n   beamdeploy check hello && systemctl restart hello\n\n" + exitStatusHelp,
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			problems, warnings := runCheck(c.Context, g, app)
-			for _, w := range warnings {
-				fmt.Fprintf(g.stderr, "warning: %s\n", w)
-			}
-			if len(problems) > 0 {
-				for _, p := range problems {
-					fmt.Fprintf(g.stderr, "error: %s\n", p)
-				}
-				return fmt.Errorf("%s: %d problem(s) found", app, len(problems))
-			}
-			fmt.Fprintf(g.stdout, "%s: configuration and units are valid\n", app)
-			return nil
-		},
+		Action: action(g, parseOneApp, runCheck),
 	}
 }
 
-// runCheck returns the problems that make check fail and the warnings it
+func runCheck(ctx context.Context, g *globals, o appOptions) error {
+	problems, warnings := check(ctx, g, o.app)
+	for _, w := range warnings {
+		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(g.stderr, "error: %s\n", p)
+		}
+		return fmt.Errorf("%s: %d problem(s) found", o.app, len(problems))
+	}
+	_, err := fmt.Fprintf(g.stdout, "%s: configuration and units are valid\n", o.app)
+	return err
+}
+
+// check returns the problems that make check fail and the warnings it
 // prints besides.
-func runCheck(ctx context.Context, g *globals, app string) (problems, warnings []string) {
+func check(ctx context.Context, g *globals, app string) (problems, warnings []string) {
 	if cfg, err := config.Load(g.paths.Config(app)); err != nil {
 		problems = append(problems, err.Error())
 	} else {

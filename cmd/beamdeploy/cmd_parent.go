@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"runtime/debug"
 
@@ -27,23 +28,21 @@ func parentCommand(g *globals) *cli.Command {
 			"to local users and bounded (connections per user, deadlines, uploads): see\n" +
 			"the README, \"Who may do what\".\n\n" +
 			"EXAMPLES:\n   ExecStart=/usr/bin/beamdeploy parent hello   (in hello.service, written by init)\n\n" + exitStatusHelp,
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			exe, err := self()
-			if err != nil {
-				return err
-			}
-			if os.Getenv("GOGC") == "" { // a drop-in's Environment=GOGC=... wins
-				debug.SetGCPercent(parentGCPercent)
-			}
-			return parent.Run(c.Context, parent.Options{App: app, Paths: g.paths, Self: exe, Log: log})
-		},
+		Action: action(g, parseOneApp, runParent),
 	}
+}
+
+func runParent(ctx context.Context, g *globals, o appOptions) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	exe, err := self()
+	if err != nil {
+		return err
+	}
+	if os.Getenv("GOGC") == "" { // a drop-in's Environment=GOGC=... wins
+		debug.SetGCPercent(parentGCPercent)
+	}
+	return parent.Run(ctx, parent.Options{App: o.app, Paths: g.paths, Self: exe, Log: log})
 }

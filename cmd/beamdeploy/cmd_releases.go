@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,21 +28,27 @@ func stageCommand(g *globals) *cli.Command {
 			"(sha256sum format) when that file exists. The app's command must be an ELF\n" +
 			"binary for this host's architecture or a #! script.\n\n" +
 			"EXAMPLES:\n   beamdeploy stage hello ./hello-1.2.3.tar.gz && systemctl reload hello\n\n" + exitStatusHelp,
-		Flags: tarballFlags(),
-		Action: func(c *cli.Context) error {
-			return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
-				st, err := cl.Stage(ctx, name, f, opts, g.progress())
-				if err != nil {
-					return err
-				}
-				if g.json {
-					return json.NewEncoder(g.stdout).Encode(st)
-				}
-				fmt.Fprintf(g.stdout, "staged %s %s (%d files, %.1f MB); swap to it with: systemctl reload %s\n", cl.App, st.Version, st.Files, float64(st.Size)/1e6, cl.App)
-				return nil
-			})
-		},
+		Flags:  tarballFlags(),
+		Action: action(g, parseUpload, runStage),
 	}
+}
+
+func runStage(ctx context.Context, g *globals, o uploadOptions) error {
+	f, opts, err := g.openTarball(o)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return g.call(ctx, o.appOptions, func(ctx context.Context, cl *control.Client) error {
+		st, err := cl.Stage(ctx, o.name, f, opts, g.progress())
+		if err != nil {
+			return err
+		}
+		return g.print(st, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "staged %s %s (%d files, %.1f MB); swap to it with: systemctl reload %s\n", o.app, st.Version, st.Files, float64(st.Size)/1e6, o.app)
+			return err
+		})
+	})
 }
 
 func tarballFlags() []cli.Flag {
@@ -55,36 +60,55 @@ func tarballFlags() []cli.Flag {
 	}
 }
 
-// openTarball opens APP TARBALL's file ("-": stdin) and works out the
-// file name to upload (it carries the version: NAME-VERSION.tar.gz, or
-// APP-V.tar.gz with --version V) and the expected sha256. Callers close
-// the reader.
-func openTarball(c *cli.Context) (app, name string, f io.ReadCloser, opts control.UpgradeOptions, err error) {
-	if app, err = appArg(c); err != nil {
-		return "", "", nil, opts, err
+// uploadOptions are the options of stage, upgrade and hot-upgrade
+// (stage has no --message and no --detach).
+type uploadOptions struct {
+	swapOptions
+	tarball string // TARBALL: a file, or "-" for stdin
+	name    string // the file name it is uploaded under: it carries the version
+	sha256  string // --sha256
+	version string // --version
+	force   bool   // --force
+	hot     bool   // hot-upgrade
+}
+
+// parseUpload reads APP TARBALL and works out the file name to upload
+// (NAME-VERSION.tar.gz, or APP.tar.gz with --version V for stdin).
+func parseUpload(c *cli.Context) (uploadOptions, error) {
+	s, err := parseSwap(c, 1)
+	if err != nil {
+		return uploadOptions{}, err
 	}
-	path := c.Args().Get(1)
-	if path == "" {
-		return "", "", nil, opts, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
+	o := uploadOptions{swapOptions: s, tarball: c.Args().Get(1), sha256: c.String("sha256"), version: c.String("version"),
+		force: c.Bool("force"), hot: c.Command.Name == "hot-upgrade"}
+	if o.tarball == "" {
+		return uploadOptions{}, usageErrorf("missing TARBALL argument (usage: %s)", c.Command.UsageText)
 	}
-	opts = control.UpgradeOptions{SHA256: c.String("sha256"), Force: c.Bool("force"), Version: c.String("version"),
-		SwapOptions: control.SwapOptions{Detach: c.Bool("detach")}} // stage has no --detach: false
-	if name, err = uploadName(app, path, c.String("version")); err != nil {
-		return "", "", nil, opts, err
+	if o.name, err = uploadName(o.app, o.tarball, o.version); err != nil {
+		return uploadOptions{}, err
 	}
-	if path == "-" {
-		return app, name, io.NopCloser(os.Stdin), opts, nil
+	return o, nil
+}
+
+// openTarball opens o.tarball ("-": stdin) and returns it with the upload
+// options; the expected sha256 is --sha256, else TARBALL.sha256 if that
+// file exists. Callers close the reader.
+func (g *globals) openTarball(o uploadOptions) (io.ReadCloser, control.UpgradeOptions, error) {
+	opts := control.UpgradeOptions{SHA256: o.sha256, Force: o.force, Version: o.version, SwapOptions: control.SwapOptions{Detach: o.detach}}
+	if o.tarball == "-" {
+		return io.NopCloser(g.stdin), opts, nil
 	}
 	if opts.SHA256 == "" {
-		if opts.SHA256, err = sha256File(path); err != nil {
-			return "", "", nil, opts, err
+		var err error
+		if opts.SHA256, err = sha256File(o.tarball); err != nil {
+			return nil, opts, err
 		}
 	}
-	file, err := os.Open(path)
+	f, err := os.Open(o.tarball)
 	if err != nil {
-		return "", "", nil, opts, fmt.Errorf("open release: %w", err)
+		return nil, opts, fmt.Errorf("open release: %w", err)
 	}
-	return app, name, file, opts, nil
+	return f, opts, nil
 }
 
 // uploadName is the file name a tarball is uploaded under, and checks
@@ -141,36 +165,32 @@ func releasesCommand(g *globals) *cli.Command {
 			"HOT is the compat key and hot upgrade mode (successor or in_place) the release\n" +
 			"declares in beamdeploy.json, or - when it cannot be hot-upgraded.\n\n" +
 			"EXAMPLES:\n   beamdeploy releases hello\n   beamdeploy --json releases hello | jq -r '.releases[].version'\n\n" + exitStatusHelp,
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			cl, err := g.client(app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			rs, err := cl.Releases(c.Context)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return json.NewEncoder(g.stdout).Encode(rs)
-			}
-			fmt.Fprintf(g.stdout, "%-16s %-10s %9s  %-19s  %-19s  %s\n", "VERSION", "STATE", "SIZE", "STAGED", "DEPLOYED", "HOT")
-			for _, r := range rs.Releases {
-				deployed, hot := "-", "-"
-				if !r.DeployedAt.IsZero() {
-					deployed = r.DeployedAt.Local().Format(time.DateTime)
-				}
-				if r.Compat != "" {
-					hot = r.Compat + " " + r.Hot
-				}
-				fmt.Fprintf(g.stdout, "%-16s %-10s %8.1fM  %-19s  %-19s  %s\n", r.Version, r.State, float64(r.Size)/1e6, r.StagedAt.Local().Format(time.DateTime), deployed, hot)
-			}
-			return nil
-		},
+		Flags:  []cli.Flag{callTimeoutFlag(5 * time.Second)},
+		Action: action(g, parseOneApp, runReleases),
+	}
+}
+
+func runReleases(ctx context.Context, g *globals, o appOptions) error {
+	return g.call(ctx, o, func(ctx context.Context, cl *control.Client) error {
+		rs, err := cl.Releases(ctx)
+		if err != nil {
+			return err
+		}
+		return g.print(rs, func(w io.Writer) error { printReleases(w, rs); return nil })
+	})
+}
+
+func printReleases(w io.Writer, rs control.Releases) {
+	fmt.Fprintf(w, "%-16s %-10s %9s  %-19s  %-19s  %s\n", "VERSION", "STATE", "SIZE", "STAGED", "DEPLOYED", "HOT")
+	for _, r := range rs.Releases {
+		deployed, hot := "-", "-"
+		if !r.DeployedAt.IsZero() {
+			deployed = r.DeployedAt.Local().Format(time.DateTime)
+		}
+		if r.Compat != "" {
+			hot = r.Compat + " " + r.Hot
+		}
+		fmt.Fprintf(w, "%-16s %-10s %8.1fM  %-19s  %-19s  %s\n", r.Version, r.State, float64(r.Size)/1e6, r.StagedAt.Local().Format(time.DateTime), deployed, hot)
 	}
 }
 
@@ -187,21 +207,22 @@ func rollbackCommand(g *globals) *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "roll back to this staged VERSION"},
 			swapTimeoutFlag(), messageFlag(), detachFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			surviveHangup()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl, err := g.swapClient(c, app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := cl.Rollback(ctx, c.String("to"), control.SwapOptions{Detach: c.Bool("detach")}, g.progress())
-			return g.printResult(app, res, err)
-		},
+		Action: action(g, parseRollback, runRollback),
 	}
+}
+
+type rollbackOptions struct {
+	swapOptions
+	to string // --to VERSION; "": the previous release
+}
+
+func parseRollback(c *cli.Context) (rollbackOptions, error) {
+	s, err := parseSwap(c, 0)
+	return rollbackOptions{swapOptions: s, to: c.String("to")}, err
+}
+
+func runRollback(ctx context.Context, g *globals, o rollbackOptions) error {
+	return g.swap(ctx, o.swapOptions, func(ctx context.Context, cl *control.Client) (control.Result, error) {
+		return cl.Rollback(ctx, o.to, control.SwapOptions{Detach: o.detach}, g.progress())
+	})
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -23,32 +23,29 @@ func statusCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			callTimeoutFlag(5 * time.Second),
 		},
-		Action: func(c *cli.Context) error {
-			if !c.Args().Present() {
-				return g.runList(c.Context, c.Duration("timeout")) // every app
-			}
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			cl, err := g.client(app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			st, err := cl.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return json.NewEncoder(g.stdout).Encode(st)
-			}
-			printStatus(g.stdout, st)
-			return nil
-		},
+		Action: action(g, parseStatus, runStatus),
 	}
+}
+
+// parseStatus reads [APP]: without it, status is list.
+func parseStatus(c *cli.Context) (appOptions, error) {
+	if !c.Args().Present() {
+		return appOptions{timeout: c.Duration("timeout")}, nil
+	}
+	return parseApp(c, 0)
+}
+
+func runStatus(ctx context.Context, g *globals, o appOptions) error {
+	if o.app == "" {
+		return runList(ctx, g, listOptions{timeout: o.timeout}) // every app
+	}
+	return g.call(ctx, o, func(ctx context.Context, cl *control.Client) error {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		return g.print(st, func(w io.Writer) error { printStatus(w, st); return nil })
+	})
 }
 
 func printStatus(w io.Writer, st control.Status) {

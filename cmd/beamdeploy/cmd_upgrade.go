@@ -34,7 +34,7 @@ func upgradeCommand(g *globals) *cli.Command {
 			"   beamdeploy upgrade hello ./hello-1.2.4.tar.gz -m \"fix login (TICKET-12)\"\n" +
 			"   beamdeploy upgrade hello ./hello-1.2.3.tar.gz --detach && beamdeploy wait hello\n\n" + exitStatusHelp,
 		Flags:  append(tarballFlags(), messageFlag(), detachFlag()),
-		Action: g.uploadAndSwap((*control.Client).Upgrade),
+		Action: action(g, parseUpload, runUpgrade),
 	}
 }
 
@@ -61,7 +61,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 			auditHelp +
 			"EXAMPLES:\n   beamdeploy hot-upgrade hello ./hello-1.2.4.tar.gz\n\n" + exitStatusHelp,
 		Flags:  append(tarballFlags(), messageFlag(), detachFlag()),
-		Action: g.uploadAndSwap((*control.Client).HotUpgrade),
+		Action: action(g, parseUpload, runUpgrade),
 	}
 }
 
@@ -77,55 +77,33 @@ func reloadCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			swapTimeoutFlag(), messageFlag(), detachFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			surviveHangup()
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl, err := g.swapClient(c, app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := cl.Reload(ctx, control.SwapOptions{Detach: c.Bool("detach")}, g.progress())
-			return g.printResult(app, res, err)
-		},
+		Action: action(g, parseReload, runReload),
 	}
 }
 
-// uploadAndSwap is the action of upgrade and hot-upgrade: it uploads
-// TARBALL with op ((*control.Client).Upgrade or .HotUpgrade) and prints
-// the result.
-func (g *globals) uploadAndSwap(op func(cl *control.Client, ctx context.Context, filename string, tarball io.Reader,
-	opts control.UpgradeOptions, onProgress func(control.Progress)) (control.Result, error)) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		surviveHangup()
-		return g.withTarball(c, func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error {
-			res, err := op(cl, ctx, name, f, opts, g.progress())
-			return g.printResult(cl.App, res, err)
-		})
-	}
+func parseReload(c *cli.Context) (swapOptions, error) { return parseSwap(c, 0) }
+
+func runReload(ctx context.Context, g *globals, o swapOptions) error {
+	return g.swap(ctx, o, func(ctx context.Context, cl *control.Client) (control.Result, error) {
+		return cl.Reload(ctx, control.SwapOptions{Detach: o.detach}, g.progress())
+	})
 }
 
-// withTarball opens the TARBALL argument and runs do with a client of APP,
-// the tarball's file name and the upload options, within --timeout.
-func (g *globals) withTarball(c *cli.Context, do func(ctx context.Context, cl *control.Client, name string, f io.Reader, opts control.UpgradeOptions) error) error {
-	app, name, f, opts, err := openTarball(c)
+// runUpgrade uploads o.tarball and swaps to it: blue-green (upgrade), or
+// in its unit (hot-upgrade).
+func runUpgrade(ctx context.Context, g *globals, o uploadOptions) error {
+	f, opts, err := g.openTarball(o)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-	defer cancel()
-	cl, err := g.swapClient(c, app) // stage has no --message: none is sent
-	if err != nil {
-		return err
+	op := (*control.Client).Upgrade
+	if o.hot {
+		op = (*control.Client).HotUpgrade
 	}
-	defer cl.Close()
-	return do(ctx, cl, name, f, opts)
+	return g.swap(ctx, o.swapOptions, func(ctx context.Context, cl *control.Client) (control.Result, error) {
+		return op(cl, ctx, o.name, f, opts, g.progress())
+	})
 }
 
 // Timeouts come in two kinds with their own environment variables, so that
@@ -143,13 +121,6 @@ func callTimeoutFlag(def time.Duration) cli.Flag {
 // swapTimeoutFlag is --timeout of a swap or an upload (default: none).
 func swapTimeoutFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "timeout", Usage: "give up after this long (a swap not past its cutover is rolled back); 0 means no limit", EnvVars: []string{envSwapTimeout}}
-}
-
-func contextWithTimeout(c *cli.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		return context.WithCancel(c.Context)
-	}
-	return context.WithTimeout(c.Context, d)
 }
 
 // progress prints swap steps: JSON lines on stdout with --json; on a
@@ -194,11 +165,7 @@ func (g *globals) printResult(app string, res control.Result, err error) error {
 	if res.MessageType == control.TypeDetached {
 		return g.printDetached(app, res)
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(res)
-	}
-	printSwap(g.stdout, app, res.Result)
-	return nil
+	return g.print(res, func(w io.Writer) error { printSwap(w, app, res.Result); return nil })
 }
 
 func printSwap(w io.Writer, app string, r swap.Result) {

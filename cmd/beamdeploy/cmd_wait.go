@@ -1,8 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
+	"io"
 	"os/signal"
 	"syscall"
 
@@ -52,32 +53,32 @@ func waitCommand(g *globals) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Usage: "stop following after this long (the swap goes on); 0 means no limit", EnvVars: []string{envSwapTimeout}},
 		},
-		Action: func(c *cli.Context) error {
-			app, err := appArg(c)
-			if err != nil {
-				return err
-			}
-			if c.NArg() > 2 {
-				return usageErrorf("too many arguments (usage: %s)", c.Command.UsageText)
-			}
-			ctx, cancel := contextWithTimeout(c, c.Duration("timeout"))
-			defer cancel()
-			cl, err := g.client(app)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := cl.Wait(ctx, c.Args().Get(1), g.progress())
-			return g.printResult(app, res, err)
-		},
+		Action: action(g, parseWait, runWait),
 	}
+}
+
+type waitOptions struct {
+	appOptions
+	swap string // SWAP; "": the running swap, else the last
+}
+
+func parseWait(c *cli.Context) (waitOptions, error) {
+	a, err := parseApp(c, 1)
+	return waitOptions{appOptions: a, swap: c.Args().Get(1)}, err
+}
+
+func runWait(ctx context.Context, g *globals, o waitOptions) error {
+	return g.call(ctx, o.appOptions, func(ctx context.Context, cl *control.Client) error {
+		res, err := cl.Wait(ctx, o.swap, g.progress())
+		return g.printResult(o.app, res, err)
+	})
 }
 
 // printDetached tells how to follow a swap that runs on its own.
 func (g *globals) printDetached(app string, res control.Result) error {
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(control.Detached{MessageType: control.TypeDetached, App: app, Swap: res.ID, Release: res.Release})
-	}
-	fmt.Fprintf(g.stdout, "%s: swap %s to release %s goes on without this command; follow it with: beamdeploy wait %s %s\n", app, res.ID, res.Release, app, res.ID)
-	return nil
+	v := control.Detached{MessageType: control.TypeDetached, App: app, Swap: res.ID, Release: res.Release}
+	return g.print(v, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%s: swap %s to release %s goes on without this command; follow it with: beamdeploy wait %s %s\n", app, res.ID, res.Release, app, res.ID)
+		return err
+	})
 }

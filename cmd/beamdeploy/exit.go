@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/beamdeploy/beamdeploy/internal/control"
 )
 
@@ -28,14 +30,18 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
 }
 
+// exitCode maps err to the process's exit status. urfave/cli's own errors
+// that carry an exit code (help for an unknown command) are usage errors
+// too; no command of ours returns one.
 func exitCode(err error) int {
 	var ue *usageError
+	var ec cli.ExitCoder
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ec):
 		return exitUsage
 	}
 	return control.ExitCode(err)
