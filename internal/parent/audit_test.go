@@ -52,8 +52,8 @@ func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer {
 	st, err := loadState(dir)
 	require.NoError(t, err)
 	store := &release.Store{Dir: dir}
-	m := swap.New(rt, swap.Options{Save: st.save, Pin: store.Pin, Checksum: checksumOf(store)})
-	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), keep: 5, hot: &hotBoard{}}}
+	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: 5})
+	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), hot: &hotBoard{}}}
 	a.peer.Store(&verdict{peer: peer{UID: os.Getuid(), PID: 1}, access: access{deploy: true}})
 	sock := filepath.Join(t.TempDir(), "c.sock")
 	ln, err := net.Listen("unix", sock)

@@ -88,7 +88,7 @@ func newPinServer(t *testing.T, deployed map[string]time.Time) *pinServer {
 	t.Helper()
 	dir := t.TempDir()
 	if deployed != nil {
-		b, err := json.Marshal(persisted{Deployed: deployed})
+		b, err := json.Marshal(persisted{State: swap.State{Record: swap.Record{Deployed: deployed}}})
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600))
 	}
@@ -96,8 +96,9 @@ func newPinServer(t *testing.T, deployed map[string]time.Time) *pinServer {
 	require.NoError(t, err)
 	store := &release.Store{Dir: dir}
 	rt := newGatedRuntime()
-	m := swap.New(rt, swap.Options{Save: st.save, Pin: store.Pin})
-	s := &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), keep: 1}
+	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: 1})
+	require.NoError(t, m.Adopt(st.get().State, swap.Plan{}))
+	s := &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler)}
 	return &pinServer{server: s, rt: rt, client: serveUnix(t, http.HandlerFunc(s.stageHandler))}
 }
 
@@ -190,8 +191,8 @@ func TestRetentionKeepsAStartingSwapsTarget(t *testing.T) {
 	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
 		require.NoError(t, p.stage(t, v, tarball(t, v), false))
 	}
-	p.machine.Adopt(&swap.Instance{Unit: "hello@blue.service", Color: swap.Blue, Release: "3.0.0"}, nil)
-	assert.Equal(t, []string{"1.0.0"}, pruneList(mustList(t, p.releases), p.state.get().Deployed, []string{"3.0.0", "2.0.0"}, 1),
+	require.NoError(t, p.machine.Adopt(p.state.get().State, swap.Plan{Keep: &swap.Instance{Unit: "hello@blue.service", Color: swap.Blue, Release: "3.0.0"}}))
+	assert.Equal(t, []string{"1.0.0"}, p.machine.Record().Prunable([]string{"1.0.0", "2.0.0", "3.0.0"}, []string{"3.0.0", "2.0.0"}, 1),
 		"the policy (keep 1, the active and the previous) would prune 1.0.0")
 
 	done := p.swapAsync(t, "1.0.0")
@@ -202,11 +203,4 @@ func TestRetentionKeepsAStartingSwapsTarget(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Equal(t, "1.0.0", p.machine.Status().Active.Release)
 	assert.Equal(t, "1.0.0", p.fileOf(t, "1.0.0"))
-}
-
-func mustList(t *testing.T, s *release.Store) []release.Release {
-	t.Helper()
-	rels, err := s.List()
-	require.NoError(t, err)
-	return rels
 }

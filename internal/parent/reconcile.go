@@ -28,20 +28,18 @@ func (d *daemon) reconcile(ctx context.Context) {
 			running = append(running, d.instanceOf(u))
 		}
 	}
-	plan := swap.Converge(swap.State{Active: st.Active, Last: st.LastSwap, Swap: st.Swap}, running)
-	last := st.LastSwap
+	plan := swap.Converge(st.State, running)
 	if in := plan.Interrupted; in != nil {
 		d.log.Warn("found a swap interrupted by a parent restart", "swap", in.ID, "phase", st.Swap.Phase.String(),
 			"release", in.Release, "finished", in.OK, "outcome", in.Error+in.Warning)
-		last = in
 	}
-	d.machine.Adopt(plan.Keep, last)
+	err = d.machine.Adopt(st.State, plan)
 	d.auth.adopted()
 	if plan.Keep != nil {
 		d.log.Info("adopted running instance", "unit", plan.Keep.Unit, "release", plan.Keep.Release,
 			"pid", plan.Keep.PID, "invocation", plan.Keep.InvocationID)
 	}
-	if err := d.state.save(swap.State{Active: plan.Keep, Last: last}); err != nil {
+	if err != nil {
 		d.log.Warn("could not record the adopted instance", "err", err)
 	}
 	for _, u := range plan.Stop {
@@ -52,9 +50,7 @@ func (d *daemon) reconcile(ctx context.Context) {
 	}
 	if plan.Start != "" {
 		d.log.Info("no instance running; starting the last active release", "release", plan.Start)
-		_, err := d.machine.Swap(ctx, swap.Request{Release: plan.Start}, nil)
-		d.srv.swapEnded.notify()
-		if err != nil {
+		if _, err := d.machine.Swap(ctx, swap.Request{Release: plan.Start}, nil); err != nil {
 			d.log.Error("could not start the last active release", "release", plan.Start, "err", err)
 		}
 	}

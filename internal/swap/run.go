@@ -114,15 +114,13 @@ func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 		}
 		release = rel
 	}
-	if pin := r.m.opts.Pin; pin != nil {
-		unpin, err := pin(release, PinHolder(r.res.ID))
+	if store := r.m.opts.Releases; store != nil {
+		unpin, err := store.Pin(release, PinHolder(r.res.ID))
 		if err != nil {
 			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
 		r.unpin = unpin
-	}
-	if sum := r.m.opts.Checksum; sum != nil {
-		r.res.SHA256 = sum(release)
+		r.res.SHA256 = store.Checksum(release)
 	}
 	r.res.Release = release
 	r.m.mu.Lock()
@@ -182,7 +180,7 @@ func (r *run) hot(ctx context.Context, req Request) error {
 	}
 	r.res.To = clone(&next)
 	m.mu.Lock()
-	m.active = clone(&next)
+	m.setActiveLocked(clone(&next))
 	m.mu.Unlock()
 	if next.PID == old.PID {
 		r.emit(PhaseHandover, next.Unit, release, "pid %d loaded release %s in place in %s in %s", next.PID, release, next.Unit, r.res.Ready.Round(time.Millisecond))
@@ -264,7 +262,8 @@ func (r *run) cutover(ctx context.Context, next Instance) error {
 		return &RollbackError{Phase: PhaseCutover, Err: err}
 	}
 	m.mu.Lock()
-	m.draining, m.active, m.incoming = m.active, clone(&next), nil
+	m.draining, m.incoming = m.active, nil
+	m.setActiveLocked(clone(&next))
 	m.mu.Unlock()
 	if err := m.enter(PhaseDraining, nil); err != nil {
 		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state after cutover: %v", err))

@@ -1,0 +1,208 @@
+package swap_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/beamdeploy/beamdeploy/internal/swap"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// deployed is a Record whose releases became active in the order given,
+// an hour apart.
+func deployed(versions ...string) swap.Record {
+	r := swap.Record{Deployed: map[string]time.Time{}}
+	for i, v := range versions {
+		r.Deployed[v] = t0.Add(time.Duration(i) * time.Hour)
+	}
+	return r
+}
+
+func TestPrunable(t *testing.T) {
+	rec := deployed("1", "3", "4", "5", "6", "7", "2") // rolled back to 2 most recently
+	staged := []string{"1", "2", "3", "4", "5", "6", "7", "8-staged"}
+	tests := []struct {
+		name    string
+		staged  []string
+		protect []string
+		keep    int
+		want    []string
+	}{
+		{"keep 3", staged, nil, 3, []string{"5", "4", "3", "1"}},
+		{"keep 3, old rollback target protected", staged, []string{"1"}, 3, []string{"5", "4", "3"}},
+		{"keep 1, active and previous protected", staged, []string{"2", "7"}, 1, []string{"6", "5", "4", "3", "1"}},
+		{"keep more than there are", staged, nil, 10, nil},
+		{"keep 0 prunes every unprotected deployed one", staged, []string{"2"}, 0, []string{"7", "6", "5", "4", "3", "1"}},
+		{"only staged releases are candidates", []string{"1", "2"}, nil, 1, []string{"1"}},
+		{"nothing staged", nil, nil, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rec.Prunable(tt.staged, tt.protect, tt.keep)
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, got, "8-staged", "never-deployed releases are kept")
+		})
+	}
+}
+
+func TestPrevious(t *testing.T) {
+	tests := []struct {
+		name   string
+		rec    swap.Record
+		active string
+		want   string
+	}{
+		{"the one before", deployed("1", "2", "3"), "3", "2"},
+		{"after a rollback to 1, the newest other", deployed("1", "2", "3"), "1", "3"},
+		{"only the active one", deployed("1"), "1", ""},
+		{"nothing deployed", swap.Record{}, "", ""},
+		{"nothing active: the newest", deployed("1", "2"), "", "2"},
+		{"a tie is decided by name, not map order", swap.Record{Deployed: map[string]time.Time{"a": t0, "b": t0, "c": t0}}, "c", "b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.rec.Previous(tt.active))
+		})
+	}
+}
+
+func TestReloadTarget(t *testing.T) {
+	tests := []struct {
+		name   string
+		rec    swap.Record
+		staged []string
+		active string
+		want   string
+	}{
+		{"the newest never deployed", deployed("1"), []string{"1", "2", "3"}, "1", "3"},
+		{"a never-deployed one older than a deployed one", deployed("1", "3"), []string{"1", "2", "3"}, "3", "2"},
+		{"all deployed: a fresh instance of the active one", deployed("1", "2"), []string{"1", "2"}, "1", "1"},
+		{"all deployed, none active: the newest staged", deployed("1", "2"), []string{"2", "1"}, "", "1"},
+		{"nothing staged: the active one", swap.Record{}, nil, "1", "1"},
+		{"nothing at all", swap.Record{}, nil, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.rec.ReloadTarget(tt.staged, tt.active))
+		})
+	}
+}
+
+func TestPeers(t *testing.T) {
+	blue := &swap.Instance{Unit: "app@blue.service"}
+	green := &swap.Instance{Unit: "app@green.service"}
+	tests := []struct {
+		name               string
+		st                 swap.Status
+		unit               string
+		incoming, outgoing string
+	}{
+		{"no swap", swap.Status{Active: blue}, blue.Unit, "", ""},
+		{"active, while green starts", swap.Status{Active: blue, Incoming: green}, blue.Unit, green.Unit, ""},
+		{"incoming, before the cutover", swap.Status{Active: blue, Incoming: green}, green.Unit, "", blue.Unit},
+		{"draining, after the cutover", swap.Status{Active: green, Draining: blue}, blue.Unit, green.Unit, ""},
+		{"new active, while blue drains", swap.Status{Active: green, Draining: blue}, green.Unit, "", blue.Unit},
+		{"after the swap, the new one names the old", swap.Status{Active: green, Last: &swap.Result{OK: true, From: blue, To: green}}, green.Unit, "", blue.Unit},
+		{"after a failed swap, no peer", swap.Status{Active: blue, Last: &swap.Result{From: blue, To: green}}, blue.Unit, "", ""},
+		{"after the first start, no peer", swap.Status{Active: blue, Last: &swap.Result{OK: true, To: blue}}, blue.Unit, "", ""},
+		{"a unit the machine does not know", swap.Status{Active: blue, Incoming: green}, "other.service", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, out := tt.st.Peers(tt.unit)
+			assert.Equal(t, tt.incoming, in, "incoming")
+			assert.Equal(t, tt.outgoing, out, "outgoing")
+		})
+	}
+}
+
+// The machine keeps the record: a release is deployed when it becomes
+// active (blue-green or hot), every swap goes into the history, which is
+// bounded, and what it saves carries the record.
+func TestMachineKeepsTheRecord(t *testing.T) {
+	var saved swap.State
+	now := t0
+	rt := &fakeRuntime{}
+	m := newMachine(rt, swap.Options{Now: func() time.Time { now = now.Add(time.Minute); return now },
+		Save: func(s swap.State) error { saved = s; return nil }})
+	for i := range swap.HistoryLen + 2 {
+		_, err := m.Swap(t.Context(), swap.Request{Release: strconv.Itoa(i % 3)}, nil)
+		require.NoError(t, err)
+	}
+	rec := m.Record()
+	assert.Len(t, rec.History, swap.HistoryLen, "the history is bounded")
+	assert.Equal(t, m.Status().Last.ID, rec.History[len(rec.History)-1].ID, "newest last")
+	assert.Len(t, rec.Deployed, 3)
+	assert.Equal(t, "0", m.Status().Active.Release)
+	assert.Equal(t, "2", rec.Previous("0"), "the last swaps went to 2, then 0")
+	assert.Equal(t, rec, saved.Record, "the saved state carries the record")
+
+	before := m.Record()
+	rt.startFn = func(context.Context, swap.Color, string) error { return errors.New("boom") }
+	_, err := m.Swap(t.Context(), swap.Request{Release: "9"}, nil)
+	require.ErrorIs(t, err, swap.ErrRolledBack)
+	after := m.Record()
+	assert.NotContains(t, after.Deployed, "9", "a failed swap deploys nothing")
+	assert.Equal(t, after.History[len(after.History)-1].Release, "9", "but is in the history")
+	assert.Len(t, before.History, swap.HistoryLen, "a Record handed out is not modified")
+	assert.Equal(t, before.History[len(before.History)-1].ID, rec.History[len(rec.History)-1].ID)
+
+	rt.startFn = nil
+	_, err = m.HotUpgrade(t.Context(), swap.Request{Release: "hot"}, nil)
+	require.NoError(t, err)
+	assert.Contains(t, m.Record().Deployed, "hot", "a hot upgrade deploys its release")
+}
+
+// Adopt takes the record saved by the last parent, records the kept
+// instance's release when it changed and the interrupted swap, and saves.
+func TestAdoptRestoresTheRecord(t *testing.T) {
+	blue := &swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1"}
+	green := &swap.Instance{Unit: "app@green.service", Color: swap.Green, Release: "2"}
+	last := &swap.Result{ID: "s1", OK: true, To: blue}
+	rec := deployed("1")
+	rec.History = []swap.Result{*last}
+	tests := []struct {
+		name         string
+		plan         swap.Plan
+		wantDeployed []string
+		wantHistory  []string
+	}{
+		{"the same instance", swap.Plan{Keep: blue}, []string{"1"}, []string{"s1"}},
+		{"a finished swap", swap.Plan{Keep: green, Interrupted: &swap.Result{ID: "s2", OK: true}}, []string{"1", "2"}, []string{"s1", "s2"}},
+		{"an aborted swap", swap.Plan{Keep: blue, Interrupted: &swap.Result{ID: "s2"}}, []string{"1"}, []string{"s1", "s2"}},
+		{"nothing runs", swap.Plan{Start: "1"}, []string{"1"}, []string{"s1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var saved []swap.State
+			m := newMachine(&fakeRuntime{}, swap.Options{Save: func(s swap.State) error { saved = append(saved, s); return nil }})
+			require.NoError(t, m.Adopt(swap.State{Active: blue, Last: last, Record: rec, Swap: &swap.Intent{ID: "s2"}}, tt.plan))
+			got := m.Record()
+			var deployed, history []string
+			for v := range got.Deployed {
+				deployed = append(deployed, v)
+			}
+			for _, r := range got.History {
+				history = append(history, r.ID)
+			}
+			assert.ElementsMatch(t, tt.wantDeployed, deployed)
+			assert.Equal(t, tt.wantHistory, history)
+			require.Len(t, saved, 1)
+			assert.Nil(t, saved[0].Swap, "the intent is resolved")
+			assert.Equal(t, tt.plan.Keep, saved[0].Active)
+			if tt.plan.Interrupted != nil {
+				assert.Equal(t, "s2", m.Status().Last.ID)
+			}
+		})
+	}
+	m := newMachine(&fakeRuntime{}, swap.Options{Save: func(swap.State) error { return errors.New("disk full") }})
+	assert.ErrorContains(t, m.Adopt(swap.State{}, swap.Plan{Keep: blue}), "disk full")
+	assert.Equal(t, blue.Unit, m.Status().Active.Unit, "adopted even when the state cannot be saved")
+}
