@@ -1,8 +1,9 @@
 package parent
 
 import (
-	"github.com/stretchr/testify/assert"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestStatusLine(t *testing.T) {
