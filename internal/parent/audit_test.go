@@ -46,13 +46,16 @@ type auditServer struct {
 func newAuditServer(t *testing.T) *auditServer { return newAPIServer(t, instantRuntime{}) }
 
 // newAPIServer is newAuditServer with instances run by rt.
-func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer {
+func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer { return newAPIServerKeeping(t, rt, 5) }
+
+// newAPIServerKeeping is newAPIServer with retention keeping keep releases.
+func newAPIServerKeeping(t *testing.T, rt swap.Runtime, keep int) *auditServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := loadState(dir)
 	require.NoError(t, err)
 	store := &release.Store{Dir: dir}
-	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: 5})
+	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: keep})
 	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), hot: &hotBoard{}}}
 	a.peer.Store(&verdict{peer: peer{UID: os.Getuid(), PID: 1}, access: access{deploy: true}})
 	sock := filepath.Join(t.TempDir(), "c.sock")
