@@ -88,8 +88,10 @@ type Machine struct {
 	closing  bool
 	cancel   context.CancelFunc // cancels the running swap
 	done     chan struct{}      // closed when the running swap ends
-	pinned   pin                // the active instance's release (Options.Releases)
 	record   Record             // replaced, never modified in place
+
+	pinMu  sync.Mutex // serialises repin; guards pinned
+	pinned pin        // the active instance's release (Options.Releases)
 }
 
 // pin is a release pinned through Options.Releases.
@@ -98,15 +100,23 @@ type pin struct {
 	unpin   func()
 }
 
-// pinActiveLocked pins the active instance's release if it changed since
-// it was last pinned, then unpins the one before: a release that stays
-// active is never unpinned in between.
-func (m *Machine) pinActiveLocked() {
+// repin pins the active instance's release if it changed since it was
+// last pinned, then unpins the one before: a release that stays active is
+// never unpinned in between. It asks the store outside mu (the store
+// reads the release's metadata), so Status never waits for a disk.
+func (m *Machine) repin() {
+	if m.opts.Releases == nil {
+		return
+	}
+	m.pinMu.Lock()
+	defer m.pinMu.Unlock()
+	m.mu.Lock()
 	want := ""
 	if m.active != nil {
 		want = m.active.Release
 	}
-	if m.opts.Releases == nil || want == m.pinned.release {
+	m.mu.Unlock()
+	if want == m.pinned.release {
 		return
 	}
 	old := m.pinned
@@ -159,8 +169,8 @@ func (m *Machine) Adopt(saved State, p Plan) error {
 	if m.last != nil {
 		m.record = m.record.ended(*m.last)
 	}
-	m.pinActiveLocked()
 	m.mu.Unlock()
+	m.repin()
 	return m.save()
 }
 
@@ -254,7 +264,6 @@ func (m *Machine) end(res Result) {
 	m.intent = nil
 	m.last = &res
 	m.record = m.record.ended(res)
-	m.pinActiveLocked()
 }
 
 // enter moves the running swap to phase p, applies update to its intent
@@ -328,7 +337,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.active = nil
-	m.pinActiveLocked()
 	m.mu.Unlock()
+	m.repin()
 	return nil
 }

@@ -86,7 +86,8 @@ func (m *Machine) run(ctx context.Context, kind string, req Request, progress fu
 	if err != nil {
 		r.res.Error = err.Error()
 	}
-	m.end(r.res) // pins the active release (the target after a success) first
+	m.end(r.res)
+	m.repin() // the active release (the target after a success), before the target's pin goes
 	if r.unpin != nil {
 		r.unpin()
 	}
@@ -104,7 +105,7 @@ func joinWarning(a, b string) string {
 }
 
 // prepare runs the request's Prepare and returns the target release,
-// pinned (Options.Pin) until the swap ends.
+// pinned (Options.Releases) until the swap ends.
 func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 	release := req.Release
 	if req.Prepare != nil {
