@@ -203,4 +203,20 @@ func TestRetentionKeepsAStartingSwapsTarget(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Equal(t, "1.0.0", p.machine.Status().Active.Release)
 	assert.Equal(t, "1.0.0", p.fileOf(t, "1.0.0"))
+
+	// Now 2.0.0 is beyond keep (active 1.0.0, previous 3.0.0). Pinned by
+	// someone else (an upload's swap that just staged it), it is kept and
+	// the log says why; once unpinned, retention removes it.
+	var logs bytes.Buffer
+	p.log = slog.New(slog.NewTextHandler(&logs, nil))
+	unpin, err := p.releases.Pin("2.0.0", "swap x")
+	require.NoError(t, err)
+	p.prune()
+	assert.Equal(t, "2.0.0", p.fileOf(t, "2.0.0"))
+	assert.Contains(t, logs.String(), `msg="retention: kept an old release that is in use" release=2.0.0`)
+	unpin()
+	p.prune()
+	_, err = p.releases.Get("2.0.0")
+	require.ErrorIs(t, err, release.ErrNotFound)
+	assert.Contains(t, logs.String(), `msg="retention: removed old release" release=2.0.0`)
 }

@@ -2,6 +2,7 @@ package parent
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -151,4 +152,27 @@ func mustGet(t *testing.T, s *release.Store, v string) release.Release {
 	r, err := s.Get(v)
 	require.NoError(t, err)
 	return r
+}
+
+// After every swap the parent tells systemd what it serves (the line
+// `systemctl status APP` shows), over NOTIFY_SOCKET.
+func TestSwappedNotifiesStatus(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	m := swap.New(instantRuntime{}, swap.Options{})
+	res, err := m.Swap(t.Context(), swap.Request{Release: "1.0.0"}, nil)
+	require.NoError(t, err)
+	d := &daemon{opts: Options{App: "hello"}, machine: m, log: slog.New(slog.DiscardHandler)}
+	d.swapped(res)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	require.NoError(t, err)
+	assert.Regexp(t, `^STATUS=serving hello 1\.0\.0 on hello@blue\.service \(pid \d+\); last swap [0-9.]+ s ok$`, string(buf[:n]))
+
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
+	d.notify("READY=1") // a manager that went away is logged, not fatal
 }
