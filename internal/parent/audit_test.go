@@ -39,6 +39,7 @@ func (instantRuntime) Handover(_ context.Context, i swap.Instance, rel string) (
 type auditServer struct {
 	*server
 	dir    string
+	sock   string // where it serves the control API
 	peer   atomic.Pointer[verdict]
 	client *control.Client
 }
@@ -58,8 +59,8 @@ func newAPIServerKeeping(t *testing.T, rt swap.Runtime, keep int) *auditServer {
 	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: keep})
 	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), hot: &hotBoard{}}}
 	a.peer.Store(&verdict{peer: peer{UID: os.Getuid(), PID: 1}, access: access{deploy: true}})
-	sock := filepath.Join(t.TempDir(), "c.sock")
-	ln, err := net.Listen("unix", sock)
+	a.sock = filepath.Join(t.TempDir(), "c.sock")
+	ln, err := net.Listen("unix", a.sock)
 	require.NoError(t, err)
 	hs := httptest.NewUnstartedServer(a.handler())
 	hs.Listener = ln
@@ -68,7 +69,7 @@ func newAPIServerKeeping(t *testing.T, rt swap.Runtime, keep int) *auditServer {
 	}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	a.client = control.NewClient("hello", sock)
+	a.client = control.NewClient("hello", a.sock)
 	t.Cleanup(a.client.Close)
 	return a
 }

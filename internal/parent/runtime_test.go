@@ -1,10 +1,14 @@
 package parent
 
 import (
+	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/beamdeploy/beamdeploy/internal/config"
+	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 	"github.com/beamdeploy/beamdeploy/internal/units"
@@ -77,10 +82,13 @@ func TestInstanceOfRunningUnit(t *testing.T) {
 	assert.Equal(t, swap.Instance{Unit: u.Name, Color: swap.Blue, Release: "1.0.0", PID: 42, InvocationID: "abc", Restarts: 1, Since: since},
 		d.instanceOf(u))
 
-	require.NoError(t, writeHotFile(paths, "hello", HotRecord{Unit: u.Name, Release: "1.1.0", Argv: []string{"/bin/true"}}))
+	// The hot upgrade record, as README's "Files and their modes" lists it.
+	record := filepath.Join(paths.StateDir("hello"), "hot", u.Name+".json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(record), 0o755))
+	require.NoError(t, os.WriteFile(record, []byte(`{"unit":"hello@blue.service","release":"1.1.0","argv":["/bin/true"]}`), 0o644))
 	assert.Equal(t, "1.1.0", d.instanceOf(u).Release, "hot-upgraded since it started")
 
-	require.NoError(t, os.WriteFile(hotFilePath(paths, "hello", u.Name), []byte("{"), 0o644))
+	require.NoError(t, os.WriteFile(record, []byte("{"), 0o644))
 	assert.Equal(t, "1.0.0", d.instanceOf(u).Release, "an unreadable record: the unit's own release")
 
 	foreign := units.Unit{Name: "hello@red.service"}
@@ -175,4 +183,76 @@ func TestSwappedNotifiesStatus(t *testing.T) {
 
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
 	d.notify("READY=1") // a manager that went away is logged, not fatal
+}
+
+// raw sends a request to a's control socket as it is, for the malformed
+// ones the client never sends; it returns the status and the error code.
+func (a *auditServer) raw(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", a.sock)
+	}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://parent"+path, strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var e control.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e) // not every answer has a body
+	return resp.StatusCode, e.Code
+}
+
+// Malformed requests are refused with 400 and bad_request before anything
+// is done; a store that cannot be listed answers 500.
+func TestAPIRefusesMalformedRequests(t *testing.T) {
+	a := newAuditServer(t)
+	for _, tt := range []struct{ method, path, body string }{
+		{http.MethodPost, control.PathSwap, "{"},
+		{http.MethodPost, control.PathSwap, `{"release": ""}`},
+		{http.MethodPost, control.PathLock, "not json"},
+		{http.MethodPost, control.PathHotReport, "[]"},
+	} {
+		status, code := a.raw(t, tt.method, tt.path, tt.body)
+		assert.Equal(t, http.StatusBadRequest, status, "%s %s %q", tt.method, tt.path, tt.body)
+		assert.Equal(t, control.CodeBadRequest, code, "%s %s %q", tt.method, tt.path, tt.body)
+	}
+	_, err := a.client.Reload(t.Context(), control.SwapOptions{}, nil)
+	require.ErrorIs(t, err, control.ErrReleaseNotFound)
+	assert.ErrorContains(t, err, "nothing to reload: no release is staged; upload one with: beamdeploy upgrade hello TARBALL")
+
+	require.NoError(t, os.WriteFile(filepath.Join(a.dir, "releases"), nil, 0o600)) // not a directory
+	status, code := a.raw(t, http.MethodGet, control.PathReleases, "")
+	assert.Equal(t, http.StatusInternalServerError, status)
+	assert.Equal(t, control.CodeInternal, code)
+}
+
+// A client that stops waiting for the cutover ends its request; the swap
+// goes on.
+func TestCutoverWaitEndsWithItsClient(t *testing.T) {
+	rt := newGatedRuntime()
+	a := newAPIServer(t, rt)
+	swapped := make(chan error, 1)
+	go func() {
+		_, err := a.upgrade(t, "1.0.0", tarball(t, "1.0.0"), "")
+		swapped <- err
+	}()
+	<-rt.started
+	a.as(4242, access{instance: true, unit: "hello@blue.service"})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := a.client.WaitCutover(ctx, "hello@blue.service")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(rt.proceed)
+	require.NoError(t, <-swapped)
+}
+
+// A state file that is not JSON stops the parent, saying what to do.
+func TestCorruptStateFile(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), []byte("{"), 0o600))
+	_, err := loadState(dir)
+	assert.ErrorContains(t, err, "move it aside to start afresh")
+	assert.Empty(t, relCommand([]string{"/usr/bin/app"}), "an absolute command is no release's")
+	assert.Equal(t, "bin/app", relCommand([]string{"bin/app", "-v"}))
 }
