@@ -111,10 +111,7 @@ func (m *Machine) repin() {
 	m.pinMu.Lock()
 	defer m.pinMu.Unlock()
 	m.mu.Lock()
-	want := ""
-	if m.active != nil {
-		want = m.active.Release
-	}
+	want := m.activeReleaseLocked()
 	m.mu.Unlock()
 	if want == m.pinned.release {
 		return

@@ -5,12 +5,13 @@ import (
 	"fmt"
 )
 
-// activeRelease returns the active instance's release, "" when none runs.
-func (st Status) activeRelease() string {
-	if st.Active == nil {
+// activeReleaseLocked returns the active instance's release, "" when none
+// runs.
+func (m *Machine) activeReleaseLocked() string {
+	if m.active == nil {
 		return ""
 	}
-	return st.Active.Release
+	return m.active.Release
 }
 
 // RollbackTarget returns the release a rollback swaps to: the most
@@ -22,11 +23,7 @@ func (m *Machine) RollbackTarget() string {
 }
 
 func (m *Machine) rollbackTargetLocked() string {
-	active := ""
-	if m.active != nil {
-		active = m.active.Release
-	}
-	return m.record.Previous(active)
+	return m.record.Previous(m.activeReleaseLocked())
 }
 
 // ReloadTarget returns the release a reload swaps to (Record.ReloadTarget
@@ -36,8 +33,9 @@ func (m *Machine) ReloadTarget() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, rec := m.Status(), m.Record()
-	return rec.ReloadTarget(staged, st.activeRelease()), nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.record.ReloadTarget(staged, m.activeReleaseLocked()), nil
 }
 
 func (m *Machine) staged() ([]string, error) {
