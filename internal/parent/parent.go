@@ -98,7 +98,8 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	hot := &hotBoard{}
 	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store, hot: hot, log: opts.Log}
 	m := swap.New(rt, swap.Options{Save: st.save, Hooks: (&hookRunner{app: app, cfg: cfg, releases: store, units: um}).hooks(), Settle: cfg.SettleTime(),
-		Releases: storeReleases{store}, Keep: cfg.Keep()})
+		Releases: storeReleases{store}, Keep: cfg.Keep(), AwaitRestore: true}) // until reconcile
+
 	sdv, err := um.Version(ctx)
 	if err != nil {
 		opts.Log.Warn("could not read the systemd version", "err", err)

@@ -13,8 +13,8 @@
 // (ReloadTarget, RollbackTarget, from its Record of deployed releases),
 // what retention removes (Prune), which instance replaces which (Status.Peers),
 // when a swap is over for an instance waiting for the cutover (WaitIdle),
-// and, after a parent restart, which running instance serves (Converge,
-// Adopt). The decisions themselves are pure functions over data (Record's
+// and, after a parent restart, which running instance serves and which
+// are stopped (Restore, through Converge and Adopt). The decisions themselves are pure functions over data (Record's
 // methods, Converge, Status.Peers), table-tested without a Machine.
 //
 // # One owner for every change to an app
@@ -24,7 +24,7 @@
 // the Record (deployed releases and history) and the pins on the releases
 // in use. Every change goes through its methods: Swap (upgrade, reload,
 // rollback, swap to a staged release), HotUpgrade, Prune (retention),
-// Adopt (a restart). It is guarded by one lock, Machine.mu, held only for
+// Restore (a restart: swaps asked for meanwhile wait for it). It is guarded by one lock, Machine.mu, held only for
 // in-memory changes and never across a call to the Runtime, the release
 // store or Save: the operations that take seconds (starting, draining,
 // staging an upload) run outside it, and a swap claims the machine for its

@@ -35,6 +35,10 @@ type Options struct {
 	// Keep is how many deployed releases retention keeps (Machine.Prune),
 	// besides the active, draining and previous ones.
 	Keep int
+	// AwaitRestore, when set, holds every swap until Machine.Restore has
+	// run: a parent restarted with instances running decides what they are
+	// before it starts another.
+	AwaitRestore bool
 }
 
 // Releases is the release store as the machine uses it.
@@ -92,6 +96,9 @@ type Machine struct {
 
 	pinMu  sync.Mutex // serialises repin; guards pinned
 	pinned pin        // the active instance's release (Options.Releases)
+
+	restored     chan struct{} // closed once swaps may begin (Options.AwaitRestore)
+	restoredOnce sync.Once
 }
 
 // pin is a release pinned through Options.Releases.
@@ -138,7 +145,11 @@ func New(rt Runtime, opts Options) *Machine {
 	if opts.NewID == nil {
 		opts.NewID = func() string { return newID(opts.Now()) }
 	}
-	return &Machine{rt: rt, opts: opts}
+	m := &Machine{rt: rt, opts: opts, restored: make(chan struct{})}
+	if !opts.AwaitRestore {
+		m.restoredOnce.Do(func() { close(m.restored) })
+	}
+	return m
 }
 
 func newID(t time.Time) string {

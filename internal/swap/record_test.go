@@ -343,3 +343,96 @@ func TestWaitIdle(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	close(release2)
 }
+
+// A parent restarted mid-swap finds both colours running. A swap asked
+// for before it decided what they are waits: started at once, it would
+// start green, which Restore then stops as the interrupted swap's
+// leftover (or Adopt would find a swap running). It runs after Restore,
+// from the adopted instance.
+func TestRestoreHoldsSwapsUntilItEnds(t *testing.T) {
+	blue := swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1", InvocationID: "b"}
+	green := swap.Instance{Unit: "app@green.service", Color: swap.Green, Release: "2", InvocationID: "g"}
+	saved := swap.State{Active: &blue, Swap: &swap.Intent{ID: "s1", Phase: swap.PhaseSettling, Release: "2", Color: swap.Green, From: &blue, To: &green}}
+	listed, proceed := make(chan struct{}), make(chan struct{})
+	rt := &fakeRuntime{}
+	m := newMachine(rt, swap.Options{AwaitRestore: true})
+	done := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "3"}, nil); done <- err }()
+
+	var adopted swap.Plan
+	restored := make(chan error, 1)
+	go func() {
+		_, err := m.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) {
+			close(listed)
+			<-proceed
+			return []swap.Instance{blue, green}, nil
+		}, func(p swap.Plan) { adopted = p })
+		restored <- err
+	}()
+	<-listed
+	assert.Never(t, func() bool { return len(done) > 0 || len(rt.Calls()) > 0 }, 100*time.Millisecond, 10*time.Millisecond,
+		"the swap waits while the parent looks at what runs")
+	close(proceed)
+	require.NoError(t, <-restored)
+	require.NoError(t, <-done)
+	assert.Equal(t, &blue, adopted.Keep)
+	assert.Equal(t, []string{"stop app@green.service", "start app@green.service 3", "stop app@blue.service"}, rt.Calls(),
+		"the leftover is stopped before the waiting swap starts that colour afresh")
+	assert.Equal(t, "3", m.Status().Active.Release)
+	hist := m.Record().History
+	require.Len(t, hist, 2)
+	assert.Equal(t, "s1", hist[0].ID, "the interrupted swap is in the history")
+	assert.False(t, hist[0].OK, "aborted before its cutover")
+}
+
+func TestRestoreStartsTheLastReleaseOrGivesUp(t *testing.T) {
+	saved := swap.State{Active: &swap.Instance{Unit: "app@green.service", Color: swap.Green, Release: "2"}}
+	rt := &fakeRuntime{}
+	m := newMachine(rt, swap.Options{AwaitRestore: true})
+	plan, err := m.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) { return nil, nil }, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "2", plan.Start, "nothing runs (a reboot): the last active release")
+	assert.Equal(t, []string{"start app@blue.service 2"}, rt.Calls())
+
+	rt2 := &fakeRuntime{startFn: func(context.Context, swap.Color, string) error { return errors.New("boom") },
+		stopFn: func(_ context.Context, i swap.Instance) (bool, error) {
+			if i.Unit == "app@green.service" {
+				return false, errors.New("dbus gone")
+			}
+			return false, nil
+		}}
+	m2 := newMachine(rt2, swap.Options{AwaitRestore: true})
+	_, err = m2.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) {
+		return []swap.Instance{{Unit: "app@green.service", Color: swap.Green, Release: "9", InvocationID: "x"}}, nil
+	}, nil)
+	require.NoError(t, err, "an unknown instance is kept when no recorded one runs")
+
+	m3 := newMachine(rt2, swap.Options{AwaitRestore: true})
+	_, err = m3.Restore(t.Context(), swap.State{Active: &swap.Instance{Unit: "app@blue.service", Release: "1", InvocationID: "b"}},
+		func(context.Context) ([]swap.Instance, error) {
+			return []swap.Instance{{Unit: "app@blue.service", Release: "1", InvocationID: "b"}, {Unit: "app@green.service", Release: "2", InvocationID: "g"}}, nil
+		}, nil)
+	assert.ErrorContains(t, err, "stop leftover instance app@green.service: dbus gone")
+
+	m4 := newMachine(rt2, swap.Options{AwaitRestore: true})
+	_, err = m4.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) { return nil, nil }, nil)
+	assert.ErrorContains(t, err, "start the last active release 2")
+	require.ErrorIs(t, err, swap.ErrRolledBack)
+
+	var saves int
+	m5 := newMachine(&fakeRuntime{}, swap.Options{AwaitRestore: true, Save: func(swap.State) error { saves++; return nil }})
+	_, err = m5.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) { return nil, errors.New("no bus") }, nil)
+	assert.ErrorContains(t, err, "list the running instances, not adopting any: no bus")
+	assert.Zero(t, saves, "nothing adopted, the saved state untouched")
+	_, err = m5.Swap(t.Context(), swap.Request{Release: "1"}, nil)
+	require.NoError(t, err, "swaps are let through")
+
+	m6 := newMachine(&fakeRuntime{}, swap.Options{AwaitRestore: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = m6.Swap(ctx, swap.Request{Release: "1"}, nil)
+	require.ErrorIs(t, err, swap.ErrSwapInProgress, "refused like a concurrent swap")
+	assert.ErrorContains(t, err, "still adopting")
+	_, err = m6.HotUpgrade(ctx, swap.Request{Release: "1"}, nil)
+	require.ErrorIs(t, err, swap.ErrSwapInProgress)
+}

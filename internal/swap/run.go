@@ -59,6 +59,9 @@ func (r *run) emit(p Phase, unit, release, format string, args ...any) {
 // semantics. Cancelling ctx before the old instance is stopped rolls the
 // swap back; after that, the swap completes regardless.
 func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	if err := m.awaitRestore(ctx); err != nil {
+		return Result{}, err
+	}
 	return m.run(ctx, KindBlueGreen, req, progress)
 }
 
@@ -67,6 +70,9 @@ func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (
 // no second instance. It is exclusive with swaps like Swap is. On failure
 // the old process keeps serving and the error matches ErrRolledBack.
 func (m *Machine) HotUpgrade(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	if err := m.awaitRestore(ctx); err != nil {
+		return Result{}, err
+	}
 	return m.run(ctx, KindHot, req, progress)
 }
 
