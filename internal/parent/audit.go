@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
-	"github.com/beamdeploy/beamdeploy/internal/release"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
@@ -52,18 +51,6 @@ func (s *server) admit(r *http.Request, out *stream, command string) (swap.Audit
 func lockedMessage(app string, l control.Lock) string {
 	return fmt.Sprintf("%s is locked by %s since %s: %s; nothing was staged or started; unlock with: beamdeploy unlock %s",
 		app, l.Who(), l.Since.UTC().Format(time.RFC3339), l.Message, app)
-}
-
-// checksumOf returns the sha256 the store recorded for a release (the
-// tarball's, as `beamdeploy releases` shows it), "" when unknown.
-func checksumOf(store *release.Store) func(string) string {
-	return func(version string) string {
-		r, err := store.Get(version)
-		if err != nil {
-			return ""
-		}
-		return r.SHA256
-	}
 }
 
 // userName returns the name of uid, or "" when it has none.

@@ -39,6 +39,7 @@ func (instantRuntime) Handover(_ context.Context, i swap.Instance, rel string) (
 type auditServer struct {
 	*server
 	dir    string
+	sock   string // where it serves the control API
 	peer   atomic.Pointer[verdict]
 	client *control.Client
 }
@@ -46,17 +47,20 @@ type auditServer struct {
 func newAuditServer(t *testing.T) *auditServer { return newAPIServer(t, instantRuntime{}) }
 
 // newAPIServer is newAuditServer with instances run by rt.
-func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer {
+func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer { return newAPIServerKeeping(t, rt, 5) }
+
+// newAPIServerKeeping is newAPIServer with retention keeping keep releases.
+func newAPIServerKeeping(t *testing.T, rt swap.Runtime, keep int) *auditServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := loadState(dir)
 	require.NoError(t, err)
 	store := &release.Store{Dir: dir}
-	m := swap.New(rt, swap.Options{Save: st.save, Pin: store.Pin, Checksum: checksumOf(store)})
-	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), keep: 5, hot: &hotBoard{}}}
+	m := swap.New(rt, swap.Options{Save: st.save, Releases: storeReleases{store}, Keep: keep})
+	a := &auditServer{dir: dir, server: &server{app: "hello", machine: m, releases: store, state: st, log: slog.New(slog.DiscardHandler), hot: &hotBoard{}}}
 	a.peer.Store(&verdict{peer: peer{UID: os.Getuid(), PID: 1}, access: access{deploy: true}})
-	sock := filepath.Join(t.TempDir(), "c.sock")
-	ln, err := net.Listen("unix", sock)
+	a.sock = filepath.Join(t.TempDir(), "c.sock")
+	ln, err := net.Listen("unix", a.sock)
 	require.NoError(t, err)
 	hs := httptest.NewUnstartedServer(a.handler())
 	hs.Listener = ln
@@ -65,7 +69,7 @@ func newAPIServer(t *testing.T, rt swap.Runtime) *auditServer {
 	}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	a.client = control.NewClient("hello", sock)
+	a.client = control.NewClient("hello", a.sock)
 	t.Cleanup(a.client.Close)
 	return a
 }

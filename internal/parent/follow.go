@@ -13,7 +13,7 @@ import (
 // followKeep is how many swaps the parent keeps the progress of for
 // followers (beamdeploy wait): the running one and the last ended ones.
 // Older swaps are answered from the history in the state file.
-const followKeep = historyLen
+const followKeep = swap.HistoryLen
 
 // followed is the progress of one swap and, once it ended, its final
 // message, for any number of followers.
@@ -154,11 +154,7 @@ func (s *server) followed(id string) (*followed, error) {
 	if f := s.follow.get(id, st.Upgrading && id == st.Swap); f != nil {
 		return f, nil
 	}
-	recorded := s.state.get().History
-	if st.Last != nil {
-		recorded = append(recorded[:len(recorded):len(recorded)], *st.Last)
-	}
-	for _, res := range recorded {
+	for _, res := range s.machine.Record().History { // the last swap included
 		if res.ID == id {
 			f := newFollowed()
 			f.end(finalOf(res))

@@ -198,8 +198,8 @@ func TestWaitUnknownAndRecordedSwaps(t *testing.T) {
 
 	ok := swap.Result{ID: "20260101T000000-aaaa", Release: "1.0.0", OK: true}
 	failed := swap.Result{ID: "20260101T000100-bbbb", Release: "1.1.0", Error: "swap rolled back during starting: it crashed"}
-	require.NoError(t, p.state.save(swap.State{Last: &ok}))
-	require.NoError(t, p.state.save(swap.State{Last: &failed}))
+	// As a restarted parent adopts them from its state file.
+	require.NoError(t, p.machine.Adopt(swap.State{Last: &failed, Record: swap.Record{History: []swap.Result{ok, failed}}}, swap.Plan{}))
 
 	_, err = p.client.Wait(t.Context(), "20260101T000000-nope", nil)
 	require.ErrorIs(t, err, control.ErrNotFound)

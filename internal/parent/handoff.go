@@ -3,10 +3,9 @@ package parent
 import (
 	"io"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
+	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
 // maxHandoffBody bounds a PUT body; the store enforces its own smaller
@@ -63,73 +62,23 @@ func handoffError(w http.ResponseWriter, err error) {
 }
 
 // peers tells unit which instance replaces it and which one it replaced.
-func (s *server) peers(unit string) control.Peers {
-	st := s.machine.Status()
+func peers(st swap.Status, unit string) control.Peers {
 	p := control.Peers{MessageType: control.TypePeers, Unit: unit}
-	active := st.Active != nil && st.Active.Unit == unit
-	switch {
-	case st.Draining != nil && st.Draining.Unit == unit && st.Active != nil:
-		p.Incoming = st.Active.Unit
-	case st.Incoming != nil && active:
-		p.Incoming = st.Incoming.Unit
-	}
-	switch {
-	case st.Draining != nil && active:
-		p.Outgoing = st.Draining.Unit
-	case st.Incoming != nil && st.Incoming.Unit == unit && st.Active != nil:
-		p.Outgoing = st.Active.Unit
-	case active && st.Last != nil && st.Last.OK && st.Last.To != nil && st.Last.To.Unit == unit && st.Last.From != nil:
-		p.Outgoing = st.Last.From.Unit
-	}
+	p.Incoming, p.Outgoing = st.Peers(unit)
 	return p
 }
 
 func (s *server) peersHandler(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.peers(r.URL.Query().Get("unit")))
+	writeJSON(w, http.StatusOK, peers(s.machine.Status(), r.URL.Query().Get("unit")))
 }
 
 // cutoverHandler answers once no swap is running: a new instance asking
 // right after READY=1 learns that the instance it replaced has stopped.
 func (s *server) cutoverHandler(w http.ResponseWriter, r *http.Request) {
 	longPoll(w, 0)
-	tick := time.NewTicker(time.Second) // also catches swaps that do not signal ended
-	defer tick.Stop()
-	for {
-		ended := s.swapEnded.wait()
-		if !s.machine.Status().Upgrading {
-			writeJSON(w, http.StatusOK, s.peers(r.URL.Query().Get("unit")))
-			return
-		}
-		select {
-		case <-ended:
-		case <-tick.C:
-		case <-r.Context().Done():
-			return
-		}
+	st, err := s.machine.WaitIdle(r.Context())
+	if err != nil {
+		return // the client went away
 	}
-}
-
-// broadcast wakes every waiter at once.
-type broadcast struct {
-	mu sync.Mutex // guards ch
-	ch chan struct{}
-}
-
-// wait returns a channel closed at the next notify.
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch == nil {
-		b.ch = make(chan struct{})
-	}
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch != nil {
-		close(b.ch)
-		b.ch = nil
-	}
+	writeJSON(w, http.StatusOK, peers(st, r.URL.Query().Get("unit")))
 }

@@ -99,7 +99,8 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	hot := &hotBoard{}
 	rt := &instances{app: app, cfg: cfg, paths: opts.Paths, self: opts.Self, units: um, releases: store, hot: hot, log: opts.Log}
 	m := swap.New(rt, swap.Options{Save: st.save, Hooks: (&hookRunner{app: app, cfg: cfg, releases: store, units: um}).hooks(), Settle: cfg.SettleTime(),
-		Pin: store.Pin, Checksum: checksumOf(store)}) // the store's lock covers every change to the releases; see internal/release/pin.go
+		Releases: storeReleases{store}, Keep: cfg.Keep(), AwaitRestore: true}) // until reconcile
+
 	sdv, err := um.Version(ctx)
 	if err != nil {
 		opts.Log.Warn("could not read the systemd version", "err", err)
@@ -112,7 +113,7 @@ func newDaemon(ctx context.Context, opts Options, cfg config.Config, fds []socka
 	d := &daemon{opts: opts, cfg: cfg, fds: fds, units: um, rt: rt, state: st, machine: m, log: opts.Log,
 		auth: newAuthority(app, cfg.RunAs(), um, m)}
 	d.srv = &server{app: app, machine: m, releases: store, state: st, listeners: cfg.Listen,
-		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, live: newLiveActive(um), fdPath: rt.fdPath(), exec: cfg.Exec, keep: cfg.Keep(), onSwap: d.swapped}
+		systemd: sdv, log: opts.Log, handoff: ho, hot: hot, units: um, live: newLiveActive(um), fdPath: rt.fdPath(), exec: cfg.Exec, onSwap: d.swapped}
 	return d, nil
 }
 

@@ -8,57 +8,50 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/units"
 )
 
-// reconcile converges after a parent (re)start: it matches the instance
-// units systemd reports running against the saved state and intent record
-// (swap.Converge), adopts the one that serves, then stops the others, or
-// starts the last active release when none runs (e.g. after a reboot).
+// reconcile converges after a parent (re)start (swap.Machine.Restore):
+// it matches the instance units systemd reports running against the saved
+// state and intent record, adopts the one that serves, then stops the
+// others, or starts the last active release when none runs (e.g. after a
+// reboot). Swaps asked for meanwhile wait for it.
 func (d *daemon) reconcile(ctx context.Context) {
-	app := d.opts.App
-	st := d.state.get()
-	// From Adopt on, the machine's instances are the ones the parent
+	// From the adoption on, the machine's instances are the ones the parent
 	// tracks; until then instances asking who they are wait.
 	defer d.auth.adopted()
-	list, err := d.units.List(ctx, app+"@*.service")
+	st := d.state.get()
+	_, err := d.machine.Restore(ctx, st.State, d.running, func(plan swap.Plan) {
+		d.auth.adopted()
+		if in := plan.Interrupted; in != nil {
+			d.log.Warn("found a swap interrupted by a parent restart", "swap", in.ID, "phase", st.Swap.Phase.String(),
+				"release", in.Release, "finished", in.OK, "outcome", in.Error+in.Warning)
+		}
+		if k := plan.Keep; k != nil {
+			d.log.Info("adopted running instance", "unit", k.Unit, "release", k.Release, "pid", k.PID, "invocation", k.InvocationID)
+		}
+		for _, u := range plan.Stop {
+			d.log.Info("stopping leftover instance from an interrupted swap", "unit", u.Unit, "release", u.Release)
+		}
+		if plan.Start != "" {
+			d.log.Info("no instance running; starting the last active release", "release", plan.Start)
+		}
+	})
 	if err != nil {
-		d.log.Error("could not list instance units; not adopting any", "err", err)
-		return
+		d.log.Error("could not converge the running instances", "err", err)
 	}
-	var running []swap.Instance
+}
+
+// running lists the app's instance units that systemd reports running.
+func (d *daemon) running(ctx context.Context) ([]swap.Instance, error) {
+	list, err := d.units.List(ctx, d.opts.App+"@*.service")
+	if err != nil {
+		return nil, err
+	}
+	var out []swap.Instance
 	for _, u := range list {
 		if u.Running() {
-			running = append(running, d.instanceOf(u))
+			out = append(out, d.instanceOf(u))
 		}
 	}
-	plan := swap.Converge(swap.State{Active: st.Active, Last: st.LastSwap, Swap: st.Swap}, running)
-	last := st.LastSwap
-	if in := plan.Interrupted; in != nil {
-		d.log.Warn("found a swap interrupted by a parent restart", "swap", in.ID, "phase", st.Swap.Phase.String(),
-			"release", in.Release, "finished", in.OK, "outcome", in.Error+in.Warning)
-		last = in
-	}
-	d.machine.Adopt(plan.Keep, last)
-	d.auth.adopted()
-	if plan.Keep != nil {
-		d.log.Info("adopted running instance", "unit", plan.Keep.Unit, "release", plan.Keep.Release,
-			"pid", plan.Keep.PID, "invocation", plan.Keep.InvocationID)
-	}
-	if err := d.state.save(swap.State{Active: plan.Keep, Last: last}); err != nil {
-		d.log.Warn("could not record the adopted instance", "err", err)
-	}
-	for _, u := range plan.Stop {
-		d.log.Info("stopping leftover instance from an interrupted swap", "unit", u.Unit, "release", u.Release)
-		if _, err := d.units.Stop(ctx, u.Unit); err != nil {
-			d.log.Error("could not stop leftover instance", "unit", u.Unit, "err", err)
-		}
-	}
-	if plan.Start != "" {
-		d.log.Info("no instance running; starting the last active release", "release", plan.Start)
-		_, err := d.machine.Swap(ctx, swap.Request{Release: plan.Start}, nil)
-		d.srv.swapEnded.notify()
-		if err != nil {
-			d.log.Error("could not start the last active release", "release", plan.Start, "err", err)
-		}
-	}
+	return out, nil
 }
 
 // instanceOf describes a running instance unit as the swap machine does.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
@@ -31,75 +30,51 @@ func relCommand(exec []string) string {
 	return exec[0]
 }
 
-// previousRelease is the rollback target: the most recently deployed
-// release other than the active one, or "".
-func previousRelease(deployed map[string]time.Time, active string) string {
-	var best string
-	var at time.Time
-	for v, t := range deployed {
-		if v != active && t.After(at) {
-			best, at = v, t
-		}
+// storeReleases is the release store as the swap machine uses it
+// (swap.Releases): Pin and Remove are the store's own.
+type storeReleases struct{ *release.Store }
+
+// Staged implements swap.Releases.
+func (s storeReleases) Staged() ([]string, error) {
+	rels, err := s.List()
+	if err != nil {
+		return nil, err
 	}
-	return best
+	versions := make([]string, len(rels))
+	for i, r := range rels {
+		versions[i] = r.Version
+	}
+	return versions, nil
 }
 
-// pruneList returns the releases to delete to keep the keep most recently
-// deployed ones. It never returns the active, draining or previous
-// release, nor one that was never deployed (staged for a later reload).
-func pruneList(rels []release.Release, deployed map[string]time.Time, protect []string, keep int) []string {
-	var seen []string
-	for _, r := range rels {
-		if _, ok := deployed[r.Version]; ok {
-			seen = append(seen, r.Version)
-		}
+// Checksum implements swap.Releases: the sha256 the store recorded for a
+// release (the tarball's, as `beamdeploy releases` shows it).
+func (s storeReleases) Checksum(version string) string {
+	r, err := s.Get(version)
+	if err != nil {
+		return ""
 	}
-	slices.SortFunc(seen, func(a, b string) int { return deployed[b].Compare(deployed[a]) })
-	var out []string
-	for i, v := range seen {
-		if i >= keep && !slices.Contains(protect, v) {
-			out = append(out, v)
-		}
-	}
-	return out
+	return r.SHA256
 }
 
-// prune applies the retention policy after a swap. It may run while
-// another swap runs: what that swap uses is pinned (swap.Options.Pin), and
-// the store refuses to remove a pinned release in the same step as it
-// would remove it, so there is no check-then-act.
+// prune applies the retention policy after a swap (swap.Machine.Prune)
+// and logs what it did.
 func (s *server) prune() {
-	st := s.machine.Status()
-	rels, err := s.releases.List()
+	pruned, err := s.machine.Prune()
 	if err != nil {
 		s.log.Warn("retention: could not list releases", "err", err)
 		return
 	}
-	deployed := s.state.get().Deployed
-	var protect []string
-	for _, i := range []*swap.Instance{st.Active, st.Draining} {
-		if i != nil {
-			protect = append(protect, i.Release)
-		}
-	}
-	active := ""
-	if st.Active != nil {
-		active = st.Active.Release
-	}
-	protect = append(protect, previousRelease(deployed, active))
-	for _, v := range pruneList(rels, deployed, protect, s.keep) {
-		err := s.releases.Remove(v)
+	for _, p := range pruned {
 		switch {
-		case errors.Is(err, release.ErrInUse):
-			s.log.Info("retention: kept an old release that is in use", "release", v, "err", err)
-			continue
-		case errors.Is(err, release.ErrNotFound):
-			continue // removed meanwhile
-		case err != nil:
-			s.log.Warn("retention: could not remove release", "release", v, "err", err)
-			continue
+		case errors.Is(p.Err, release.ErrInUse):
+			s.log.Info("retention: kept an old release that is in use", "release", p.Release, "err", p.Err)
+		case errors.Is(p.Err, release.ErrNotFound): // removed meanwhile
+		case p.Err != nil:
+			s.log.Warn("retention: could not remove release", "release", p.Release, "err", p.Err)
+		default:
+			s.log.Info("retention: removed old release", "release", p.Release)
 		}
-		s.log.Info("retention: removed old release", "release", v, "keep", s.keep)
 	}
 }
 
@@ -109,13 +84,11 @@ func (s *server) releasesHandler(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody(control.CodeInternal, err.Error()))
 		return
 	}
-	st := s.machine.Status()
-	deployed := s.state.get().Deployed
+	st, deployed, prev := s.machine.Status(), s.machine.Record().Deployed, s.machine.RollbackTarget()
 	active := ""
 	if st.Active != nil {
 		active = st.Active.Release
 	}
-	prev := previousRelease(deployed, active)
 	out := control.Releases{MessageType: control.TypeReleases, Releases: []control.ReleaseInfo{}}
 	for _, r := range rels {
 		info := control.ReleaseInfo{Version: r.Version, Size: r.Size, Files: r.Files, SHA256: r.SHA256, StagedAt: r.StagedAt, State: StateAvailable, Compat: r.Compat}
@@ -198,12 +171,7 @@ func (s *server) rollbackHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	s.run(r, out, swap.Request{Audit: who, Prepare: func(context.Context) (string, error) {
 		if to == "" {
-			active := ""
-			if a := s.machine.Status().Active; a != nil {
-				active = a.Release
-			}
-			to = previousRelease(s.state.get().Deployed, active)
-			if to == "" {
+			if to = s.machine.RollbackTarget(); to == "" {
 				return "", fmt.Errorf("%w: no previous release to roll back to (see: beamdeploy releases %s)", release.ErrNotFound, s.app)
 			}
 		}

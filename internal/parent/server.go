@@ -29,9 +29,7 @@ type server struct {
 	log       *slog.Logger
 	onSwap    func(swap.Result) // after every swap
 	handoff   *handoff.Store
-	swapEnded broadcast
 	exec      []string // the app's command, for release checks
-	keep      int      // releases to keep (retention)
 	hot       *hotBoard
 	units     *units.Manager // nil in tests without systemd
 	live      *liveActive    // the active instance as systemd sees it; nil in tests without systemd
@@ -66,13 +64,12 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	if a := st.Active; a != nil && !st.Upgrading && s.live != nil {
 		s.live.apply(r.Context(), a)
 	}
-	recorded := s.state.get()
 	writeJSON(w, http.StatusOK, control.Status{
 		MessageType: control.TypeStatus, App: s.app,
 		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
-		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: recorded.History,
+		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.machine.Record().History,
 		ParentPID: os.Getpid(), Systemd: s.systemd, FDPath: s.fdPath, Listeners: s.listeners, Now: time.Now().UTC(),
-		Lock: recorded.Lock,
+		Lock: s.state.get().Lock,
 	})
 }
 
@@ -135,26 +132,13 @@ func (s *server) swapTo(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// reloadTarget picks the newest staged release never deployed, or else
-// the active release (a fresh instance of it).
+// reloadTarget is what a reload swaps to (swap.Machine.ReloadTarget).
 func (s *server) reloadTarget() (string, error) {
-	rels, err := s.releases.List()
-	if err != nil {
-		return "", err
+	target, err := s.machine.ReloadTarget()
+	if err == nil && target == "" {
+		err = fmt.Errorf("%w: nothing to reload: no release is staged; upload one with: beamdeploy upgrade %s TARBALL", release.ErrNotFound, s.app)
 	}
-	deployed := s.state.get().Deployed
-	for i := len(rels) - 1; i >= 0; i-- {
-		if _, ok := deployed[rels[i].Version]; !ok {
-			return rels[i].Version, nil
-		}
-	}
-	if a := s.machine.Status().Active; a != nil {
-		return a.Release, nil
-	}
-	if len(rels) > 0 {
-		return rels[len(rels)-1].Version, nil
-	}
-	return "", fmt.Errorf("%w: nothing to reload: no release is staged; upload one with: beamdeploy upgrade %s TARBALL", release.ErrNotFound, s.app)
+	return target, err
 }
 
 // run executes one blue-green swap and streams its progress and outcome.
@@ -221,7 +205,6 @@ func (s *server) runSwap(ctx context.Context, out *stream, op swapOp, req swap.R
 		out.fail(failure(err))
 		return
 	}
-	s.swapEnded.notify()
 	if s.onSwap != nil {
 		s.onSwap(res)
 	}

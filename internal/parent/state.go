@@ -4,31 +4,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/control"
 	"github.com/beamdeploy/beamdeploy/internal/safefile"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
-// historyLen is how many swap results the state file keeps.
-const historyLen = 50
-
 // persisted is the parent's state file, state.json in the app's state
-// directory. Fields are only ever added.
+// directory: what the swap machine saves (the active instance, the
+// running swap's intent record, the deploy record) and the deploy lock.
+// Fields are only ever added.
 type persisted struct {
-	Active   *swap.Instance       `json:"active"`
-	LastSwap *swap.Result         `json:"last_swap,omitempty"`
-	Deployed map[string]time.Time `json:"deployed,omitempty"` // release → last time it became active
-	History  []swap.Result        `json:"history,omitempty"`  // newest last
-	// Swap is the intent record of the swap in flight, written before each
-	// of its phases acts; nil when no swap runs.
-	Swap *swap.Intent `json:"swap,omitempty"`
+	swap.State
 	// Lock is the deploy lock (beamdeploy lock); nil when unlocked.
 	Lock *control.Lock `json:"lock,omitempty"`
 }
@@ -76,19 +66,7 @@ func (f *stateFile) save(s swap.State) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	st := f.get()
-	if s.Active != nil && (st.Active == nil || st.Active.Unit != s.Active.Unit || st.Active.Release != s.Active.Release) {
-		st.Deployed = maps.Clone(st.Deployed)
-		if st.Deployed == nil {
-			st.Deployed = map[string]time.Time{}
-		}
-		st.Deployed[s.Active.Release] = time.Now().UTC()
-	}
-	st.Active, st.Swap = s.Active, s.Swap
-	if s.Last != nil && (st.LastSwap == nil || st.LastSwap.ID != s.Last.ID) {
-		h := append(slices.Clone(st.History), *s.Last)
-		st.History = h[max(0, len(h)-historyLen):]
-	}
-	st.LastSwap = s.Last
+	st.State = s
 	f.set(st)
 	return f.write(st)
 }

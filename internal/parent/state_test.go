@@ -36,12 +36,12 @@ func TestStateReadersDoNotWaitForWrites(t *testing.T) {
 func TestStateSnapshotsAreNotModified(t *testing.T) {
 	f, err := loadState(t.TempDir())
 	require.NoError(t, err)
+	m := swap.New(instantRuntime{}, swap.Options{Save: f.save})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range 50 {
-			v := strconv.Itoa(i)
-			last := swap.Result{ID: v}
-			assert.NoError(t, f.save(swap.State{Active: &swap.Instance{Unit: "hello@blue.service", Release: v}, Last: &last}))
+			_, err := m.Swap(t.Context(), swap.Request{Release: strconv.Itoa(i)}, nil)
+			assert.NoError(t, err)
 		}
 	})
 	for range 50 {
@@ -51,7 +51,7 @@ func TestStateSnapshotsAreNotModified(t *testing.T) {
 			n++
 		}
 		assert.Len(t, st.Deployed, n)
-		assert.LessOrEqual(t, len(st.History), historyLen)
+		assert.LessOrEqual(t, len(st.History), swap.HistoryLen)
 	}
 	wg.Wait()
 	st := f.get()

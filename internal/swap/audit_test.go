@@ -21,7 +21,7 @@ func TestAuditAndChecksumRecorded(t *testing.T) {
 	var intents []swap.Intent
 	rt := &fakeRuntime{}
 	m := newMachine(rt, swap.Options{
-		Checksum: func(rel string) string { return sums[rel] },
+		Releases: &fakePins{sums: sums},
 		Save: func(s swap.State) error {
 			if s.Swap != nil {
 				intents = append(intents, *s.Swap)

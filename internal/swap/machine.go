@@ -23,18 +23,37 @@ type Options struct {
 	// Settle is how long a new instance must stay up after READY=1 before
 	// the cutover; zero skips the settle window.
 	Settle time.Duration
-	// Pin, when set, marks release as in use by holder (words for
-	// messages) until unpin is called, so that the release store neither
-	// replaces nor deletes it. The machine pins a swap's target when the
-	// swap has chosen it (after Request.Prepare), until the swap ends, and
-	// the active instance's release for as long as it is active; so the
-	// old release stays pinned while it drains. An error pinning the target
-	// fails the swap before anything is started.
-	Pin func(release, holder string) (unpin func(), err error)
-	// Checksum, when set, returns the sha256 recorded for release, or ""
-	// when it is not known. The machine records it in the intent and the
-	// Result once the target is chosen and pinned.
-	Checksum func(release string) string
+	// Releases, when set, is the release store. The machine pins a swap's
+	// target when the swap has chosen it (after Request.Prepare), until the
+	// swap ends, and the active instance's release for as long as it is
+	// active; so the old release stays pinned while it drains. An error
+	// pinning the target fails the swap before anything is started. The
+	// machine records the target's checksum in the intent and the Result,
+	// and chooses reload targets and what retention removes among the
+	// staged releases. Without it, nothing is pinned and nothing pruned.
+	Releases Releases
+	// Keep is how many deployed releases retention keeps (Machine.Prune),
+	// besides the active, draining and previous ones.
+	Keep int
+	// AwaitRestore, when set, holds every swap until Machine.Restore has
+	// run: a parent restarted with instances running decides what they are
+	// before it starts another.
+	AwaitRestore bool
+}
+
+// Releases is the release store as the machine uses it.
+type Releases interface {
+	// Staged returns the staged versions, oldest first.
+	Staged() ([]string, error)
+	// Pin marks release as in use by holder (words for messages) until
+	// unpin is called, so that the store neither replaces nor deletes it.
+	Pin(release, holder string) (unpin func(), err error)
+	// Remove deletes release, unless it is pinned: the store checks the
+	// pins in the same step as it removes, so a swap that pinned its
+	// target after Prune chose it still keeps it.
+	Remove(release string) error
+	// Checksum returns the sha256 recorded for release, "" when unknown.
+	Checksum(release string) string
 }
 
 // activeHolder is the holder of the active instance's pin.
@@ -73,24 +92,35 @@ type Machine struct {
 	closing  bool
 	cancel   context.CancelFunc // cancels the running swap
 	done     chan struct{}      // closed when the running swap ends
-	pinned   pin                // the active instance's release (Options.Pin)
+	record   Record             // replaced, never modified in place
+
+	pinMu  sync.Mutex // serialises repin; guards pinned
+	pinned pin        // the active instance's release (Options.Releases)
+
+	restored     chan struct{} // closed once swaps may begin (Options.AwaitRestore)
+	restoredOnce sync.Once
 }
 
-// pin is a release pinned through Options.Pin.
+// pin is a release pinned through Options.Releases.
 type pin struct {
 	release string
 	unpin   func()
 }
 
-// pinActiveLocked pins the active instance's release if it changed since
-// it was last pinned, then unpins the one before: a release that stays
-// active is never unpinned in between.
-func (m *Machine) pinActiveLocked() {
-	want := ""
-	if m.active != nil {
-		want = m.active.Release
+// repin pins the active instance's release if it changed since it was
+// last pinned, then unpins the one before: a release that stays active is
+// never unpinned in between. It asks the store outside mu (the store
+// reads the release's metadata), so Status never waits for a disk.
+func (m *Machine) repin() {
+	if m.opts.Releases == nil {
+		return
 	}
-	if m.opts.Pin == nil || want == m.pinned.release {
+	m.pinMu.Lock()
+	defer m.pinMu.Unlock()
+	m.mu.Lock()
+	want := m.activeReleaseLocked()
+	m.mu.Unlock()
+	if want == m.pinned.release {
 		return
 	}
 	old := m.pinned
@@ -98,7 +128,7 @@ func (m *Machine) pinActiveLocked() {
 	if want != "" {
 		// An error means the release is not staged (any more) or unreadable:
 		// there is nothing left to protect; the next swap's end tries again.
-		if unpin, err := m.opts.Pin(want, activeHolder); err == nil {
+		if unpin, err := m.opts.Releases.Pin(want, activeHolder); err == nil {
 			m.pinned = pin{release: want, unpin: unpin}
 		}
 	}
@@ -115,7 +145,11 @@ func New(rt Runtime, opts Options) *Machine {
 	if opts.NewID == nil {
 		opts.NewID = func() string { return newID(opts.Now()) }
 	}
-	return &Machine{rt: rt, opts: opts}
+	m := &Machine{rt: rt, opts: opts, restored: make(chan struct{})}
+	if !opts.AwaitRestore {
+		m.restoredOnce.Do(func() { close(m.restored) })
+	}
+	return m
 }
 
 func newID(t time.Time) string {
@@ -124,22 +158,55 @@ func newID(t time.Time) string {
 	return t.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// Adopt sets the active instance and last result found at start-up
-// (re-adoption after a parent restart). It panics during a swap.
-func (m *Machine) Adopt(active *Instance, last *Result) {
+// Adopt takes over what a parent found at start-up (re-adoption after a
+// parent restart): saved is the state the last parent saved and p what
+// Converge decided from it. p.Keep becomes the active instance, the
+// interrupted swap (if any) the last one, and the state is saved. It
+// panics during a swap.
+func (m *Machine) Adopt(saved State, p Plan) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.phase != PhaseIdle {
+		m.mu.Unlock()
 		panic("swap: Adopt during a swap")
 	}
-	m.active, m.last = active, last
-	m.pinActiveLocked()
+	m.record, m.active, m.last = saved.Record, saved.Active, saved.Last
+	m.setActiveLocked(clone(p.Keep))
+	if p.Interrupted != nil {
+		m.last = cloneResult(p.Interrupted)
+	}
+	if m.last != nil {
+		m.record = m.record.ended(*m.last)
+	}
+	m.mu.Unlock()
+	m.repin()
+	return m.save()
+}
+
+// setActiveLocked makes i the active instance, recording its release as
+// deployed now when it is another unit or release than before.
+func (m *Machine) setActiveLocked(i *Instance) {
+	if i != nil && (m.active == nil || m.active.Unit != i.Unit || m.active.Release != i.Release) {
+		m.record = m.record.activated(i.Release, m.opts.Now())
+	}
+	m.active = i
+}
+
+// Record returns what the app has deployed. It never waits for a running
+// swap; the Record is shared, not to be modified.
+func (m *Machine) Record() Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.record
 }
 
 // Status returns a snapshot. It never waits for a running swap.
 func (m *Machine) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.statusLocked()
+}
+
+func (m *Machine) statusLocked() Status {
 	var starting Color
 	if m.phase == PhaseStarting && m.intent != nil {
 		starting = m.intent.Color
@@ -204,7 +271,7 @@ func (m *Machine) end(res Result) {
 	m.draining, m.incoming, m.cancel, m.done = nil, nil, nil, nil
 	m.intent = nil
 	m.last = &res
-	m.pinActiveLocked()
+	m.record = m.record.ended(res)
 }
 
 // enter moves the running swap to phase p, applies update to its intent
@@ -221,7 +288,7 @@ func (m *Machine) enter(p Phase, update func(*Intent)) error {
 }
 
 func (m *Machine) stateLocked() State {
-	st := State{Active: clone(m.active), Last: cloneResult(m.last)}
+	st := State{Active: clone(m.active), Last: cloneResult(m.last), Record: m.record}
 	if m.intent != nil {
 		in := *m.intent
 		in.From, in.To = clone(in.From), clone(in.To)
@@ -278,7 +345,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.active = nil
-	m.pinActiveLocked()
 	m.mu.Unlock()
+	m.repin()
 	return nil
 }

@@ -312,10 +312,10 @@ func TestDetachCancelsSwapAndLeavesActive(t *testing.T) {
 func TestAdoptPanicsDuringSwap(t *testing.T) {
 	rt, entered, release := blockingStart()
 	m := newMachine(rt, swap.Options{})
-	m.Adopt(&swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1"}, nil)
+	adopt(t, m, &swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1"})
 	go func() { _, _ = m.Swap(t.Context(), swap.Request{Release: "2"}, nil) }()
 	<-entered
-	assert.Panics(t, func() { m.Adopt(nil, nil) })
+	assert.Panics(t, func() { _ = m.Adopt(swap.State{}, swap.Plan{}) })
 	close(release)
 }
 
@@ -391,4 +391,10 @@ func TestStatusShowsTheInstanceBeingStarted(t *testing.T) {
 	require.NotNil(t, stopping)
 	assert.Equal(t, swap.Blue, stopping.Starting)
 	assert.Empty(t, m.Status().Starting)
+}
+
+// adopt has m adopt active, as a parent does that finds it running.
+func adopt(t *testing.T, m *swap.Machine, active *swap.Instance) {
+	t.Helper()
+	require.NoError(t, m.Adopt(swap.State{}, swap.Plan{Keep: active}))
 }

@@ -13,11 +13,41 @@ import (
 	"github.com/beamdeploy/beamdeploy/internal/swap"
 )
 
-// fakePins is a release store's pin table: release → holders.
+// fakePins is a release store (swap.Releases): its staged releases and
+// its pin table, release → holders.
 type fakePins struct {
-	mu   sync.Mutex
-	held map[string][]string
-	fail map[string]error // Pin of these releases fails
+	mu     sync.Mutex
+	held   map[string][]string
+	fail   map[string]error  // Pin of these releases fails
+	staged []string          // oldest first
+	sums   map[string]string // Checksum's answers
+}
+
+var errInUse = errors.New("fake store: in use")
+
+func (p *fakePins) Staged() ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.fail["list"]; err != nil {
+		return nil, err
+	}
+	return slices.Clone(p.staged), nil
+}
+
+func (p *fakePins) Remove(release string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.held[release]) > 0 {
+		return errInUse
+	}
+	p.staged = slices.DeleteFunc(p.staged, func(v string) bool { return v == release })
+	return nil
+}
+
+func (p *fakePins) Checksum(release string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sums[release]
 }
 
 func (p *fakePins) Pin(release, holder string) (func(), error) {
@@ -62,7 +92,7 @@ func TestPinsCoverTheTargetAndWhatRuns(t *testing.T) {
 		startFn: func(context.Context, swap.Color, string) error { duringStart = pins.Held(); return nil },
 		stopFn:  func(context.Context, swap.Instance) (bool, error) { duringDrain = pins.Held(); return false, nil },
 	}
-	m := newMachine(rt, swap.Options{Pin: pins.Pin})
+	m := newMachine(rt, swap.Options{Releases: pins})
 
 	_, err := m.Swap(t.Context(), swap.Request{Prepare: func(ctx context.Context) (string, error) {
 		assert.Empty(t, pins.Held(), "nothing chosen, nothing pinned")
@@ -99,8 +129,8 @@ func TestPinFailureStopsTheSwapBeforeItStarts(t *testing.T) {
 	gone := errors.New("release: no such release: 9.9")
 	pins := &fakePins{fail: map[string]error{"9.9": gone}}
 	rt := &fakeRuntime{}
-	m := newMachine(rt, swap.Options{Pin: pins.Pin})
-	m.Adopt(&swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1.0"}, nil)
+	m := newMachine(rt, swap.Options{Releases: pins})
+	adopt(t, m, &swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1.0"})
 	assert.Equal(t, map[string][]string{"1.0": {"the active instance"}}, pins.Held(), "an adopted instance's release is pinned")
 
 	_, err := m.Swap(t.Context(), swap.Request{Release: "9.9"}, nil)
@@ -116,8 +146,8 @@ func TestHotUpgradePinsTheNewRelease(t *testing.T) {
 	pins := &fakePins{}
 	var during map[string][]string
 	rt := &fakeRuntime{handoverFn: func(context.Context, swap.Instance, string) error { during = pins.Held(); return nil }}
-	m := newMachine(rt, swap.Options{Pin: pins.Pin})
-	m.Adopt(&swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1.0"}, nil)
+	m := newMachine(rt, swap.Options{Releases: pins})
+	adopt(t, m, &swap.Instance{Unit: "app@blue.service", Color: swap.Blue, Release: "1.0"})
 	_, err := m.HotUpgrade(t.Context(), swap.Request{Release: "1.1"}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]string{"1.0": {"the active instance"}, "1.1": {"swap swap-1"}}, during)

@@ -59,6 +59,9 @@ func (r *run) emit(p Phase, unit, release, format string, args ...any) {
 // semantics. Cancelling ctx before the old instance is stopped rolls the
 // swap back; after that, the swap completes regardless.
 func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	if err := m.awaitRestore(ctx); err != nil {
+		return Result{}, err
+	}
 	return m.run(ctx, KindBlueGreen, req, progress)
 }
 
@@ -67,6 +70,9 @@ func (m *Machine) Swap(ctx context.Context, req Request, progress func(Event)) (
 // no second instance. It is exclusive with swaps like Swap is. On failure
 // the old process keeps serving and the error matches ErrRolledBack.
 func (m *Machine) HotUpgrade(ctx context.Context, req Request, progress func(Event)) (Result, error) {
+	if err := m.awaitRestore(ctx); err != nil {
+		return Result{}, err
+	}
 	return m.run(ctx, KindHot, req, progress)
 }
 
@@ -86,7 +92,8 @@ func (m *Machine) run(ctx context.Context, kind string, req Request, progress fu
 	if err != nil {
 		r.res.Error = err.Error()
 	}
-	m.end(r.res) // pins the active release (the target after a success) first
+	m.end(r.res)
+	m.repin() // the active release (the target after a success), before the target's pin goes
 	if r.unpin != nil {
 		r.unpin()
 	}
@@ -104,7 +111,7 @@ func joinWarning(a, b string) string {
 }
 
 // prepare runs the request's Prepare and returns the target release,
-// pinned (Options.Pin) until the swap ends.
+// pinned (Options.Releases) until the swap ends.
 func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 	release := req.Release
 	if req.Prepare != nil {
@@ -114,15 +121,13 @@ func (r *run) prepare(ctx context.Context, req Request) (string, error) {
 		}
 		release = rel
 	}
-	if pin := r.m.opts.Pin; pin != nil {
-		unpin, err := pin(release, PinHolder(r.res.ID))
+	if store := r.m.opts.Releases; store != nil {
+		unpin, err := store.Pin(release, PinHolder(r.res.ID))
 		if err != nil {
 			return "", &RollbackError{Phase: PhasePreparing, Err: err}
 		}
 		r.unpin = unpin
-	}
-	if sum := r.m.opts.Checksum; sum != nil {
-		r.res.SHA256 = sum(release)
+		r.res.SHA256 = store.Checksum(release)
 	}
 	r.res.Release = release
 	r.m.mu.Lock()
@@ -182,7 +187,7 @@ func (r *run) hot(ctx context.Context, req Request) error {
 	}
 	r.res.To = clone(&next)
 	m.mu.Lock()
-	m.active = clone(&next)
+	m.setActiveLocked(clone(&next))
 	m.mu.Unlock()
 	if next.PID == old.PID {
 		r.emit(PhaseHandover, next.Unit, release, "pid %d loaded release %s in place in %s in %s", next.PID, release, next.Unit, r.res.Ready.Round(time.Millisecond))
@@ -264,7 +269,8 @@ func (r *run) cutover(ctx context.Context, next Instance) error {
 		return &RollbackError{Phase: PhaseCutover, Err: err}
 	}
 	m.mu.Lock()
-	m.draining, m.active, m.incoming = m.active, clone(&next), nil
+	m.draining, m.incoming = m.active, nil
+	m.setActiveLocked(clone(&next))
 	m.mu.Unlock()
 	if err := m.enter(PhaseDraining, nil); err != nil {
 		r.res.Warning = joinWarning(r.res.Warning, fmt.Sprintf("save state after cutover: %v", err))

@@ -189,6 +189,7 @@ type State struct {
 	Last   *Result   `json:"last_swap,omitempty"`
 	// Swap is the intent record of the running swap, nil when idle.
 	Swap *Intent `json:"swap,omitempty"`
+	Record
 }
 
 // Intent records a swap in flight. The machine saves it before each phase
