@@ -436,3 +436,30 @@ func TestRestoreStartsTheLastReleaseOrGivesUp(t *testing.T) {
 	_, err = m6.HotUpgrade(ctx, swap.Request{Release: "1"}, nil)
 	require.ErrorIs(t, err, swap.ErrSwapInProgress)
 }
+
+// A parent that cannot list its instances at start (D-Bus not answering)
+// adopts none, but the deploy record the last parent saved survives: the
+// next swap saves the whole state, and without the record it would write
+// the rollback target and the history away.
+func TestRestoreKeepsTheRecordWhenListFails(t *testing.T) {
+	rec := deployed("1", "2")
+	last := swap.Result{ID: "s1", OK: true, Release: "2"}
+	rec.History = []swap.Result{last}
+	saved := swap.State{Active: &swap.Instance{Unit: "app@green.service", Color: swap.Green, Release: "2"}, Last: &last, Record: rec}
+	var states []swap.State
+	m := newMachine(&fakeRuntime{}, swap.Options{AwaitRestore: true, Save: func(s swap.State) error { states = append(states, s); return nil }})
+	_, err := m.Restore(t.Context(), saved, func(context.Context) ([]swap.Instance, error) { return nil, errors.New("no bus") }, nil)
+	require.Error(t, err)
+	assert.Nil(t, m.Status().Active, "nothing adopted")
+	assert.Equal(t, "2", m.RollbackTarget(), "the saved record still chooses the rollback target (nothing active: the newest)")
+
+	_, err = m.Swap(t.Context(), swap.Request{Release: "3"}, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, states)
+	final := states[len(states)-1]
+	assert.Contains(t, final.Deployed, "1")
+	assert.Contains(t, final.Deployed, "2")
+	assert.Contains(t, final.Deployed, "3")
+	require.Len(t, final.History, 2, "the saved history and the new swap")
+	assert.Equal(t, "s1", final.History[0].ID)
+}

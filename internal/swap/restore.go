@@ -29,13 +29,18 @@ func (m *Machine) awaitRestore(ctx context.Context) error {
 // (Options.AwaitRestore); it must be called once.
 //
 // When list fails nothing is adopted, stopped or started, and the error
-// says so; swaps are let through anyway. The other errors (saving the
+// says so; the machine keeps saved's deploy record and last swap (the next
+// save would otherwise write the state file without them), and swaps are
+// let through anyway. The other errors (saving the
 // state, stopping a leftover, starting the last release) are joined; Restore
 // goes on after each.
 func (m *Machine) Restore(ctx context.Context, saved State, list func(context.Context) ([]Instance, error), adopted func(Plan)) (Plan, error) {
 	defer m.restoredOnce.Do(func() { close(m.restored) })
 	running, err := list(ctx)
 	if err != nil {
+		m.mu.Lock()
+		m.record, m.last = saved.Record, cloneResult(saved.Last)
+		m.mu.Unlock()
 		return Plan{}, fmt.Errorf("list the running instances, not adopting any: %w", err)
 	}
 	plan := Converge(saved, running)
