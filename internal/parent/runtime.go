@@ -89,6 +89,12 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 	began := time.Now()
 	u, err := r.units.StartTransient(ctx, inst.Unit, spec)
 	inst.InvocationID = u.InvocationID
+	if errors.Is(err, units.ErrUnitActive) {
+		// Not started by this swap, so not the machine's to stop: a parent
+		// that could not list its instances at start runs swaps without
+		// knowing them, and stopping this one could take the app down.
+		return swap.Instance{Color: color, Release: version}, fmt.Errorf("%w; the parent does not track it (see its log from its start): restart the parent to adopt it: systemctl restart %s", err, r.app)
+	}
 	if err != nil {
 		// By unit and time, not invocation: a crash at start can be
 		// followed by systemd's restart (a new invocation) before the start

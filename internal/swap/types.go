@@ -40,7 +40,9 @@ type Instance struct {
 type Runtime interface {
 	// Start starts the instance of the given colour running release and
 	// returns once it is ready. On error the returned Instance still names
-	// the unit (Unit, Color, Release) so that the machine can stop it.
+	// the unit (Unit, Color, Release) so that the machine can stop it, or
+	// has no Unit when Start started none (a unit of that name ran
+	// already: it is not the machine's to stop).
 	Start(ctx context.Context, color Color, release string) (Instance, error)
 	// Stop stops inst and returns once it is gone; killed reports that it
 	// did not exit within its drain timeout and was killed. Stopping an
