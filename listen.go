@@ -14,7 +14,7 @@ import (
 // LISTEN_PID is unset, LISTEN_PID names another process, or (from [Listen])
 // none of the inherited listeners has the requested address. Malformed
 // LISTEN_* values (LISTEN_PID not a pid, LISTEN_FDS not a count from 1 to
-// 253) are other errors, as in sd_listen_fds(3). Its text is
+// 65536) are other errors, as in sd_listen_fds(3). Its text is
 // "beamdeploy: no inherited listener"; the exec shim shares the value.
 var ErrNoListeners = contract.ErrNoListeners
 

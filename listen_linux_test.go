@@ -78,7 +78,7 @@ func TestListenersErrors(t *testing.T) {
 		{name: "LISTEN_PID of another process", files: files, env: []string{"LISTEN_FDS=1", "LISTEN_PID=1"}, noLns: true, want: "LISTEN_PID 1"},
 		{name: "LISTEN_PID unset", files: files, env: []string{"LISTEN_FDS=1"}, noLns: true, want: "LISTEN_PID unset"},
 		{name: "not a socket", files: []*os.File{pr}, env: []string{"LISTEN_FDS=1", helperSetPID + "=1"}, want: "inherited fd 3 (unknown)"},
-		{name: "LISTEN_FDS 0", files: files, env: []string{"LISTEN_FDS=0", helperSetPID + "=1"}, want: `LISTEN_FDS="0": not a count from 1 to 253`},
+		{name: "LISTEN_FDS 0", files: files, env: []string{"LISTEN_FDS=0", helperSetPID + "=1"}, want: `LISTEN_FDS="0": not a count from 1 to 65536`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,10 +11,15 @@ import (
 // ListenFDsStart is the first inherited listener fd (SD_LISTEN_FDS_START).
 const ListenFDsStart = 3
 
-// MaxListenFDs is the most listeners a process takes: the fd broker hands
-// all of an app's listeners to an instance in one message, and the kernel
-// passes at most SCM_MAX_FD (253) descriptors in one.
+// MaxListenFDs is the most listeners the fd broker hands an instance: all
+// of an app's listeners go in one message, and the kernel passes at most
+// SCM_MAX_FD (253) descriptors in one. Systemd itself may pass more.
 const MaxListenFDs = 253
+
+// maxParsedFDs bounds LISTEN_FDS where systemd caps only at INT_MAX: far
+// above any real count, it keeps a bad value from making the process
+// allocate gigabytes of names.
+const maxParsedFDs = 1 << 16
 
 // ErrNoListeners means no listening sockets were passed to this process:
 // LISTEN_PID or LISTEN_FDS is unset, or LISTEN_PID names another process.
@@ -30,8 +35,8 @@ var ErrNoListeners = errors.New("beamdeploy: no inherited listener")
 //     [ErrNoListeners] (sd_listen_fds returns 0);
 //   - LISTEN_PID not a positive integer: an error (it returns -EINVAL);
 //   - LISTEN_FDS unset: [ErrNoListeners];
-//   - LISTEN_FDS not a count from 1 to [MaxListenFDs]: an error (systemd
-//     also refuses 0 and negative counts, and caps only at INT_MAX);
+//   - LISTEN_FDS not a count from 1 to 65536: an error (systemd also
+//     refuses 0 and negative counts, and caps only at INT_MAX);
 //   - LISTEN_FDNAMES is optional: a name missing or empty is "unknown",
 //     names beyond the count are ignored (sd_listen_fds_with_names
 //     refuses a count that differs; a name is only a label here).
@@ -53,8 +58,8 @@ func ParseListenFDs(pid, fds, names string, self int) ([]string, error) {
 		return nil, fmt.Errorf("%s unset: %w", EnvListenFDs, ErrNoListeners)
 	}
 	n, err := strconv.Atoi(fds)
-	if err != nil || n < 1 || n > MaxListenFDs {
-		return nil, fmt.Errorf("parse %s=%q: not a count from 1 to %d", EnvListenFDs, fds, MaxListenFDs)
+	if err != nil || n < 1 || n > maxParsedFDs {
+		return nil, fmt.Errorf("parse %s=%q: not a count from 1 to %d", EnvListenFDs, fds, maxParsedFDs)
 	}
 	return splitNames(names, n), nil
 }

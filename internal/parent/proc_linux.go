@@ -7,28 +7,36 @@ import (
 )
 
 // watchedProcess tells whether a process has exited, by a pidfd: a PID
-// reused by another process does not pass for it.
-type watchedProcess struct{ pidfd int }
+// reused by another process does not pass for it. Without a pidfd (no
+// descriptor left, or a kernel without pidfd_open) it asks kill(pid, 0),
+// which takes a zombie, and a reused PID, for the process.
+type watchedProcess struct{ pidfd, pid int }
 
-// watchProcess watches pid; nil if it cannot (it exited already, or the
-// kernel has no pidfd_open). Callers close it.
+// watchProcess watches pid; nil if it exited already. Callers close it.
 func watchProcess(pid int) *watchedProcess {
 	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
+	switch {
+	case err == nil:
+		return &watchedProcess{pidfd: fd, pid: pid}
+	case errors.Is(err, unix.ESRCH):
 		return nil
+	default:
+		return &watchedProcess{pidfd: -1, pid: pid}
 	}
-	return &watchedProcess{pidfd: fd}
 }
 
 // exited reports whether the process has exited (a zombie has); true
-// once the pidfd cannot be read, and for a nil watchedProcess (the process
-// could not be watched: it was gone already). Unlike the state in
-// /proc/PID/stat, which shows the thread-group leader's "Z" while another
-// thread of the process runs execve (a Go program's exec), a pidfd is
-// ready only when the whole process has exited.
+// once the pidfd cannot be read, and for a nil watchedProcess (it was
+// gone already). Unlike the state in /proc/PID/stat, which shows the
+// thread-group leader's "Z" while another thread of the process runs
+// execve (a Go program's exec), a pidfd is ready only when the whole
+// process has exited.
 func (w *watchedProcess) exited() bool {
 	if w == nil {
 		return true
+	}
+	if w.pidfd < 0 {
+		return errors.Is(unix.Kill(w.pid, 0), unix.ESRCH)
 	}
 	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}} // readable once it exited
 	for {
@@ -42,7 +50,7 @@ func (w *watchedProcess) exited() bool {
 
 // close releases the pidfd; a nil watchedProcess has none.
 func (w *watchedProcess) close() {
-	if w != nil {
+	if w != nil && w.pidfd >= 0 {
 		_ = unix.Close(w.pidfd) // our pidfd; nothing to do on error
 	}
 }

@@ -29,6 +29,15 @@ func TestWatchedProcess(t *testing.T) {
 	_ = cmd.Wait()
 	assert.True(t, w.exited(), "reaped")
 	assert.Nil(t, watchProcess(cmd.Process.Pid), "a reaped process cannot be watched")
+	// Without a pidfd it asks kill(pid, 0).
+	cmd = exec.Command("sleep", "30")
+	require.NoError(t, cmd.Start())
+	noFD := &watchedProcess{pidfd: -1, pid: cmd.Process.Pid}
+	assert.False(t, noFD.exited())
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	assert.True(t, noFD.exited(), "reaped")
+	noFD.close()
 	var gone *watchedProcess
 	assert.True(t, gone.exited(), "nil: could not be watched, gone")
 	gone.close()

@@ -2,6 +2,7 @@ package parent
 
 import (
 	"context"
+	"time"
 
 	"github.com/beamdeploy/beamdeploy/internal/contract"
 	"github.com/beamdeploy/beamdeploy/internal/swap"
@@ -18,7 +19,7 @@ func (d *daemon) reconcile(ctx context.Context) {
 	// tracks; until then instances asking who they are wait.
 	defer d.auth.adopted()
 	st := d.state.get()
-	_, err := d.machine.Restore(ctx, st.State, d.running, func(plan swap.Plan) {
+	_, err := d.machine.Restore(ctx, st.State, d.runningRetried, func(plan swap.Plan) {
 		d.auth.adopted()
 		if in := plan.Interrupted; in != nil {
 			d.log.Warn("found a swap interrupted by a parent restart", "swap", in.ID, "phase", st.Swap.Phase.String(),
@@ -36,6 +37,25 @@ func (d *daemon) reconcile(ctx context.Context) {
 	})
 	if err != nil {
 		d.log.Error("could not converge the running instances", "err", err)
+	}
+}
+
+// runningRetried lists the running instances (running), trying again
+// until it can or ctx ends: without the list nothing can be adopted, and a
+// swap that went ahead might start the colour that runs already. Swaps
+// wait meanwhile (swap.Machine.Restore); each failure is logged.
+func (d *daemon) runningRetried(ctx context.Context) ([]swap.Instance, error) {
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		list, err := d.running(ctx)
+		if err == nil || ctx.Err() != nil {
+			return list, err
+		}
+		d.log.Error("could not list the running instances; trying again (swaps wait)", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
 	}
 }
 

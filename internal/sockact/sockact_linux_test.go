@@ -148,7 +148,7 @@ func TestInheritedRules(t *testing.T) {
 		{name: "unset", noLns: true},
 		{name: "pid not a number", pid: "x", fds: "1"},
 		{name: "count 0", pid: self, fds: "0"},
-		{name: "count over 253", pid: self, fds: "254"},
+		{name: "count over 65536", pid: self, fds: "65537"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
