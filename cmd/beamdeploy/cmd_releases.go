@@ -22,7 +22,7 @@ func stageCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "stage",
 		Usage:     "unpack and verify a release tarball without swapping to it",
-		UsageText: "beamdeploy stage APP TARBALL|- [--version V] [--sha256 HEX] [--force]",
+		UsageText: "beamdeploy stage APP TARBALL|- [--version V] [--sha256 HEX] [--force] [--timeout D]",
 		Description: "A following `systemctl reload APP` (or `beamdeploy reload APP`) swaps to it.\n" +
 			"The tarball's sha256 is checked against --sha256, else against TARBALL.sha256\n" +
 			"(sha256sum format) when that file exists. The app's command must be an ELF\n" +

@@ -19,7 +19,7 @@ func upgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "upgrade",
 		Usage:     "stage a release tarball and swap APP to it with zero downtime",
-		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT] [--detach]",
+		UsageText: "beamdeploy upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [--timeout D] [-m TEXT] [--detach]",
 		Description: "TARBALL is NAME-VERSION.tar.gz (or NAME_VERSION_OS_ARCH.tar.gz). It is unpacked\n" +
 			"under /var/lib/beamdeploy/APP/releases/VERSION, the idle colour is started with it,\n" +
 			"and once it sent READY=1 the old colour is drained and stopped. Returns when the\n" +
@@ -42,7 +42,7 @@ func hotUpgradeCommand(g *globals) *cli.Command {
 	return &cli.Command{
 		Name:      "hot-upgrade",
 		Usage:     "stage a release tarball and upgrade APP's running instance to it in place (successor or in-place)",
-		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [-m TEXT] [--detach]",
+		UsageText: "beamdeploy hot-upgrade APP TARBALL|- [--version V] [--sha256 HEX] [--force] [--timeout D] [-m TEXT] [--detach]",
 		Description: "No second instance: the active instance is upgraded inside its unit (same unit\n" +
 			"name, cgroup and resource limits), in the mode the running release declares in\n" +
 			"beamdeploy.json (\"hot\"): successor (default): its process starts the new release\n" +
