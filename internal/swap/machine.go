@@ -79,6 +79,7 @@ type Machine struct {
 	rt   Runtime
 	opts Options
 
+	saveMu   sync.Mutex // held by save from its copy of the state to its end; taken before mu
 	mu       sync.Mutex // guards the fields below
 	phase    Phase
 	active   *Instance
@@ -297,10 +298,16 @@ func (m *Machine) stateLocked() State {
 	return st
 }
 
+// save writes the machine's state (Options.Save). saveMu keeps saves in
+// the order of their copies: a copy taken later never reaches the disk
+// before an earlier one (one swap's last save and the next swap's first
+// may overlap). mu is not held while writing: status never waits on it.
 func (m *Machine) save() error {
 	if m.opts.Save == nil {
 		return nil
 	}
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
 	m.mu.Lock()
 	st := m.stateLocked()
 	m.mu.Unlock()

@@ -398,3 +398,49 @@ func adopt(t *testing.T, m *swap.Machine, active *swap.Instance) {
 	t.Helper()
 	require.NoError(t, m.Adopt(swap.State{}, swap.Plan{Keep: active}))
 }
+
+// One swap's last save and the next swap's first may overlap; the state a
+// later save copied never reaches the disk before an earlier one's (a crash
+// then would leave an older state on disk than the one it had).
+func TestSavesKeepTheirOrder(t *testing.T) {
+	rt := &fakeRuntime{}
+	var mu sync.Mutex
+	var saved []swap.State
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m := newMachine(rt, swap.Options{Save: func(s swap.State) error {
+		if s.Swap == nil && s.Last != nil && s.Last.ID == "swap-1" {
+			once.Do(func() { close(blocked); <-release }) // swap-1's last save is slow
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		saved = append(saved, s)
+		return nil
+	}})
+	first := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "1.0.0"}, nil); first <- err }()
+	<-blocked
+	require.Eventually(t, func() bool { return !m.Status().Upgrading }, 5*time.Second, time.Millisecond, "swap-1 ended; its save is still writing")
+	second := make(chan error, 1)
+	go func() { _, err := m.Swap(t.Context(), swap.Request{Release: "1.1.0"}, nil); second <- err }()
+	assert.Never(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(saved) > 0 && saved[len(saved)-1].Swap != nil && saved[len(saved)-1].Swap.ID == "swap-2"
+	}, 200*time.Millisecond, 5*time.Millisecond, "swap-2's save reached the disk before swap-1's last one")
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, <-second)
+	mu.Lock()
+	defer mu.Unlock()
+	last1 := -1
+	for i, s := range saved {
+		if s.Swap == nil && s.Last != nil && s.Last.ID == "swap-1" {
+			last1 = i
+		}
+		if s.Swap != nil && s.Swap.ID == "swap-2" {
+			assert.Greater(t, i, last1, "save %d (swap-2) came before swap-1's last save", i)
+		}
+	}
+	assert.Equal(t, "swap-2", saved[len(saved)-1].Last.ID)
+}
