@@ -19,13 +19,9 @@ import (
 func TestSystemdHookRunsAsTheInstancesDynamicUser(t *testing.T) {
 	beamtest.RequireSystemd(t)
 	unit := beamtest.UnitName(t, ".service")
-	out, err := exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--collect", "--unit="+unit, "-p", "DynamicUser=yes", "sleep", "300").CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { _ = exec.Command("systemctl", "stop", unit).Run() }) // cleanup
-	um, err := units.Dial(t.Context())
-	require.NoError(t, err)
-	defer um.Close()
+	um := sleepUnit(t, unit, "DynamicUser=yes")
 	var u units.Unit
+	var err error
 	require.Eventually(t, func() bool {
 		u, err = um.Unit(t.Context(), unit)
 		return err == nil && u.MainPID > 0
@@ -43,4 +39,21 @@ func TestSystemdHookRunsAsTheInstancesDynamicUser(t *testing.T) {
 	err = runHookAs(t, config.Config{User: config.DynamicUser}, inst, um)
 	assert.ErrorContains(t, err, "cannot run it as the dynamic user of "+unit)
 	assert.NotContains(t, err.Error(), "uid=")
+}
+
+// sleepUnit runs sleep 300 as the transient unit with properties props
+// (stopped at the end of the test) and returns a connection to systemd.
+func sleepUnit(t *testing.T, unit string, props ...string) *units.Manager {
+	t.Helper()
+	args := []string{"--quiet", "--collect", "--unit=" + unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out, err := exec.CommandContext(t.Context(), "systemd-run", append(args, "sleep", "300")...).CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _ = exec.Command("systemctl", "stop", unit).Run() }) // cleanup
+	um, err := units.Dial(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = um.Close() }) // cleanup
+	return um
 }

@@ -3,7 +3,6 @@ package parent
 import (
 	"bytes"
 	"log/slog"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,14 +23,9 @@ func TestSystemdStartLeavesAUnitItDidNotStartRunning(t *testing.T) {
 	beamtest.RequireSystemd(t)
 	app := beamtest.UnitName(t, "")
 	unit := instanceUnit(app, swap.Blue)
-	out, err := exec.CommandContext(t.Context(), "systemd-run", "--quiet", "--collect", "--unit="+unit, "sleep", "300").CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { _ = exec.Command("systemctl", "stop", unit).Run() }) // cleanup
-	um, err := units.Dial(t.Context())
-	require.NoError(t, err)
-	defer um.Close()
+	um := sleepUnit(t, unit)
 	store := &release.Store{Dir: t.TempDir()}
-	_, err = store.Stage(t.Context(), "app.tar.gz", bytes.NewReader(tarball(t, "1")), release.StageOptions{Version: "1.0.0"})
+	_, err := store.Stage(t.Context(), "app.tar.gz", bytes.NewReader(tarball(t, "1")), release.StageOptions{Version: "1.0.0"})
 	require.NoError(t, err)
 	rt := &instances{app: app, cfg: config.Config{Exec: []string{"/bin/sleep", "300"}}, paths: config.Paths{State: t.TempDir()},
 		self: "/bin/true", units: um, releases: store, log: slog.New(slog.DiscardHandler)}
