@@ -256,7 +256,7 @@ func waitRestarted(t *testing.T, m *units.Manager, name string, before units.Uni
 	if !assert.Eventually(t, func() bool {
 		u, err = m.Unit(t.Context(), name)
 		return err == nil && u.ActiveState == "active" && u.InvocationID != before.InvocationID
-	}, 5*time.Second, 20*time.Millisecond) {
+	}, 30*time.Second, 20*time.Millisecond) {
 		t.Fatalf("not restarted: %+v %v", u, err)
 	}
 	return u
