@@ -158,8 +158,10 @@ func TestSystemdAuditAndLocks(t *testing.T) {
 	require.NoError(t, err, "stage is allowed while locked: %s", out2)
 	_, err = exec.Command("systemctl", "is-active", "--quiet", a.name+".service").Output()
 	require.NoError(t, err, "a refused systemctl reload leaves the parent running")
-	journal, _ := exec.Command("journalctl", "--no-pager", "-u", a.name+".service", "-g", "migration running").Output()
-	assert.Contains(t, string(journal), "is locked by", "systemctl reload's refusal is in the unit's journal")
+	assert.Eventually(t, func() bool { // journald stores the line when it gets to it
+		journal, _ := exec.Command("journalctl", "--no-pager", "-u", a.name+".service", "-g", "migration running").Output()
+		return strings.Contains(string(journal), "is locked by")
+	}, 30*time.Second, 200*time.Millisecond, "systemctl reload's refusal is in the unit's journal")
 
 	st := a.status()
 	require.NotNil(t, st.Lock)

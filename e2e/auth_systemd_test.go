@@ -70,7 +70,7 @@ func TestSystemdInstancesReachOnlyTheirOwnApp(t *testing.T) {
 		a.requests()
 	}
 	a.mustUpgrade(release(t, "1.1.0"))
-	require.Eventually(t, func() bool { n, _ := a.requests(); return n > 5 }, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { n, _ := a.requests(); return n > 5 }, 30*time.Second, 100*time.Millisecond)
 
 	// Another app's instance, as the same user, is refused.
 	other := "bdother" + strings.TrimPrefix(a.name, "e2e") + "@blue.service"

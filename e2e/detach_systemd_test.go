@@ -21,14 +21,14 @@ func TestSystemdSIGHUPDoesNotRollBack(t *testing.T) {
 	t.Parallel()
 	a := newApp(t)
 	a.mustUpgrade(release(t, "1.0.0"))
-	slow := release(t, "1.1.0-slow", "HELLO_READY_DELAY=2s")
+	slow := release(t, "1.1.0-slow", "HELLO_READY_DELAY=5s") // the phase the test waits for lasts 5 s
 	loadDuring(t, a, func() {
 		cli := exec.Command(a.bin, "upgrade", a.name, slow)
 		stderr, err := cli.StderrPipe()
 		require.NoError(t, err)
 		cli.Stdout = nil // /dev/null
 		require.NoError(t, cli.Start())
-		require.Eventually(t, func() bool { return a.status().Phase.String() == "starting" }, 10*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { return a.status().Phase.String() == "starting" }, 60*time.Second, 20*time.Millisecond)
 		require.NoError(t, cli.Process.Signal(syscall.SIGHUP))
 		require.NoError(t, stderr.Close()) // the terminal is gone: writes to stderr fail with EPIPE
 		require.NoError(t, cli.Wait(), "the CLI follows the swap to its end")

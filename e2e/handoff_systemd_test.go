@@ -41,7 +41,7 @@ func TestSystemdHandoffCarriesCounterAcrossSwaps(t *testing.T) {
 	a.mustUpgrade(release(t, "1.1.0"))
 	var n int
 	var rel string
-	require.Eventually(t, func() bool { n, rel = a.requests(); return n > 20 }, 10*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { n, rel = a.requests(); return n > 20 }, 30*time.Second, 100*time.Millisecond,
 		"the new instance did not inherit the count (last X-Requests %d)", n)
 	assert.Equal(t, "1.1.0", rel)
 	// It adds the count, then deletes the key: the key may outlive the
@@ -49,10 +49,10 @@ func TestSystemdHandoffCarriesCounterAcrossSwaps(t *testing.T) {
 	require.Eventually(t, func() bool {
 		out, err := a.run("handoff", a.name, "get", "hello.requests")
 		return exitCode(err) == 1 && strings.Contains(out, "no such key")
-	}, 10*time.Second, 100*time.Millisecond, "the successor deletes the key once it took the count over")
+	}, 30*time.Second, 100*time.Millisecond, "the successor deletes the key once it took the count over")
 
 	a.mustUpgrade(release(t, "1.0.0"))
-	require.Eventually(t, func() bool { m, _ := a.requests(); return m > n }, 10*time.Second, 100*time.Millisecond, "a second swap carries it again")
+	require.Eventually(t, func() bool { m, _ := a.requests(); return m > n }, 30*time.Second, 100*time.Millisecond, "a second swap carries it again")
 }
 
 func TestSystemdHandoffSurvivesParentSIGKILL(t *testing.T) {
@@ -65,7 +65,7 @@ func TestSystemdHandoffSurvivesParentSIGKILL(t *testing.T) {
 	require.Eventually(t, func() bool {
 		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()
 		return err == nil && !strings.Contains(string(out), `"parent_pid":`+strconv.Itoa(st.ParentPID)+",")
-	}, 15*time.Second, 200*time.Millisecond, "systemd restarts the parent")
+	}, 60*time.Second, 200*time.Millisecond, "systemd restarts the parent")
 
 	out, err = a.run("handoff", a.name, "get", "schema")
 	require.NoError(t, err, out)

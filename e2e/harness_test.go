@@ -190,6 +190,22 @@ func (a *app) status() control.Status {
 	return st
 }
 
+// restartedParent waits (bounded) until a parent other than pid answers
+// status with an active instance, and returns that status. A restarted
+// parent answers on its control socket before it has listed and adopted
+// the running instances (status shows no active instance and no last
+// swap until then), and systemd starts it when it will on a busy machine.
+func (a *app) restartedParent(pid int) control.Status {
+	a.t.Helper()
+	var st control.Status
+	require.Eventually(a.t, func() bool {
+		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()
+		st = control.Status{}
+		return err == nil && json.Unmarshal(out, &st) == nil && st.ParentPID != pid && st.Active != nil
+	}, 60*time.Second, 200*time.Millisecond, "systemd restarts the parent (pid %d) and it adopts the instance", pid)
+	return st
+}
+
 // get returns the X-Release of one request.
 func (a *app) get() (string, error) {
 	ctx, cancel := context.WithTimeout(a.t.Context(), 5*time.Second)

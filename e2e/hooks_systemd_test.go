@@ -147,7 +147,7 @@ func TestSystemdHookTimeoutKillsItsProcessGroup(t *testing.T) {
 		assert.Less(t, took, 5*time.Second)
 		assert.Contains(t, stderr, "before_cutover hook /bin/sh (as user nobody): timed out after 1s; its process group was killed")
 		assert.Contains(t, stderr, "as nobody")
-		require.Eventually(t, func() bool { return len(liveWithMarker(t, before)) == 0 }, 10*time.Second, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return len(liveWithMarker(t, before)) == 0 }, 30*time.Second, 20*time.Millisecond,
 			"hook processes left: %v", liveWithMarker(t, before))
 		requireServing(t, a, "1.0.0")
 
@@ -158,7 +158,7 @@ func TestSystemdHookTimeoutKillsItsProcessGroup(t *testing.T) {
 		t.Logf("after_cutover: swap done %s after the hook began; warning: %s", took.Round(time.Millisecond), res.Warning)
 		assert.Less(t, took, 5*time.Second)
 		assert.Contains(t, res.Warning, "after_cutover hook /bin/sh (as user nobody): timed out after 1s")
-		require.Eventually(t, func() bool { return len(liveWithMarker(t, after)) == 0 }, 10*time.Second, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return len(liveWithMarker(t, after)) == 0 }, 30*time.Second, 20*time.Millisecond,
 			"hook processes left: %v", liveWithMarker(t, after))
 		requireServing(t, a, "3.0.0")
 	})

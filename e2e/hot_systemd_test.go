@@ -78,7 +78,7 @@ func TestSystemdHotUpgradeUnderLoad(t *testing.T) {
 	}
 	// The old processes are gone: only the last one is left in the unit.
 	for _, pid := range pids[:2] {
-		assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 10*time.Second, 50*time.Millisecond, "pid %d exits", pid)
+		assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 30*time.Second, 50*time.Millisecond, "pid %d exits", pid)
 	}
 	// A blue-green swap after hot upgrades starts from the hot-upgraded release.
 	res := a.mustUpgrade(hotRelease(t, "1.3.0", "api-1"))
@@ -165,7 +165,7 @@ func TestSystemdRestartAfterHotUpgradeRunsNewRelease(t *testing.T) {
 	require.NoError(t, syscall.Kill(res.To.PID, syscall.SIGKILL))
 	require.Eventually(t, func() bool {
 		return show(unit, "NRestarts") == "1" && show(unit, "ActiveState") == "active"
-	}, 20*time.Second, 100*time.Millisecond, "systemd restarts the unit")
+	}, 60*time.Second, 100*time.Millisecond, "systemd restarts the unit")
 	requireServing(t, a, "1.1.0")
 	env := show(unit, "Environment")
 	assert.Contains(t, env, "BEAMDEPLOY_RELEASE=1.0.0", "the unit itself was created with 1.0.0")
@@ -175,6 +175,6 @@ func TestSystemdRestartAfterHotUpgradeRunsNewRelease(t *testing.T) {
 		out, err := exec.Command(a.bin, "--json", "status", a.name).Output()
 		var st control.Status
 		return err == nil && json.Unmarshal(out, &st) == nil && st.Active != nil && st.Active.PID == mainPID(t, unit)
-	}, 20*time.Second, 200*time.Millisecond)
+	}, 60*time.Second, 200*time.Millisecond)
 	assert.Equal(t, "1.1.0", a.status().Active.Release)
 }

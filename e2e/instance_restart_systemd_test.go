@@ -54,8 +54,11 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	unit := st.Active.Unit
 	parent := show(a.name+".service", "MainPID")
 	require.Equal(t, strconv.Itoa(st.ParentPID), parent)
-	logged, _ := exec.Command("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT="+a.name+".service", "BEAMDEPLOY_FD_PATH="+path).Output()
-	assert.Contains(t, string(logged), "parent ready", "the parent logs fd_path=%s on systemd %d", path, st.Systemd)
+	var logged []byte // journald stores the line when it gets to it
+	assert.Eventually(t, func() bool {
+		logged, _ = exec.Command("journalctl", "--no-pager", "-o", "cat", "_SYSTEMD_UNIT="+a.name+".service", "BEAMDEPLOY_FD_PATH="+path).Output()
+		return strings.Contains(string(logged), "parent ready")
+	}, 30*time.Second, 200*time.Millisecond, "the parent logs fd_path=%s on systemd %d", path, st.Systemd)
 	before := show(unit, "InvocationID")
 	pid := show(unit, "MainPID")
 
@@ -121,7 +124,11 @@ func TestSystemdInstanceRestartsWhileParentFrozen(t *testing.T) {
 	after := a.status()
 	require.NotNil(t, after.Active)
 	assert.Equal(t, unit, after.Active.Unit)
-	assert.Equal(t, show(unit, "MainPID"), strconv.Itoa(after.Active.PID), "status shows the restarted process")
+	assert.Eventually(t, func() bool {
+		st, ok := a.statusNow()
+		return ok && st.Active != nil && show(unit, "MainPID") == strconv.Itoa(st.Active.PID)
+	}, 30*time.Second, 200*time.Millisecond,
+		"status shows the restarted process (it answers with its record when systemd is slow to)")
 	wantPath := "broker"
 	if after.Systemd >= 257 {
 		wantPath = "systemd"

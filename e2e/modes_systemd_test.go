@@ -298,7 +298,7 @@ func TestSystemdConfigWithoutUserKeepsRunningAsRoot(t *testing.T) {
 		var st control.Status
 		return err == nil && json.Unmarshal(out, &st) == nil && st.Active != nil && st.Active.Release == "1.0.0" &&
 			show(st.Active.Unit, "ActiveState") == "active"
-	}, 20*time.Second, 100*time.Millisecond)
+	}, 60*time.Second, 100*time.Millisecond)
 	unit = a.status().Active.Unit
 	uid, _ = owner(t, "/proc/"+strconv.Itoa(mainPID(t, unit)))
 	assert.True(t, uid >= config.DynamicUIDMin && uid <= config.DynamicUIDMax, "uid %d after the change", uid)

@@ -175,9 +175,9 @@ func (a *app) statusNow() (st control.Status, ok bool) {
 // is in use, and the swap completes with the files it chose.
 func TestSystemdStageForceOfAStartingSwapsTargetIsRefused(t *testing.T) {
 	t.Parallel()
-	a := newApp(t)
+	a := newApp(t, "--ready-timeout", "60s", "--force")
 	a.mustUpgrade(release(t, "1.0.0"))
-	slow := release(t, "2.0.0", "HELLO_READY_DELAY=4s") // bin/hello is a wrapper of bin/hello.real
+	slow := release(t, "2.0.0", "HELLO_READY_DELAY=8s") // bin/hello is a wrapper of bin/hello.real; starting lasts 8 s
 	other := release(t, "2.0.0")                        // same name, other content
 	orig, err := os.ReadFile(slow)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package parent
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -22,10 +23,16 @@ func TestSystemdHookRunsAsTheInstancesDynamicUser(t *testing.T) {
 	um := sleepUnit(t, unit, "DynamicUser=yes")
 	var u units.Unit
 	var err error
+	// systemd names the main process once it forked it, before the child
+	// took the dynamic user's credentials: wait until it runs sleep.
 	require.Eventually(t, func() bool {
 		u, err = um.Unit(t.Context(), unit)
-		return err == nil && u.MainPID > 0
-	}, 10*time.Second, 20*time.Millisecond)
+		if err != nil || u.MainPID <= 0 {
+			return false
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", u.MainPID)) // gone: not yet
+		return string(comm) == "sleep\n"
+	}, 30*time.Second, 20*time.Millisecond)
 	want, err := procCredential(u.MainPID)
 	require.NoError(t, err)
 	require.NotZero(t, want.UID, "systemd allocated a dynamic user")

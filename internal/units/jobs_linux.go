@@ -240,10 +240,12 @@ func (m *Manager) Start(ctx context.Context, name string) (Unit, error) {
 	return m.wait(ctx, name, "start", ch)
 }
 
-// Stop stops a unit and waits until it is gone: SIGTERM, then SIGKILL after
-// its TimeoutStop. A unit that is not loaded is already stopped. The
-// returned Unit tells how it ended (Result "timeout" means it was killed).
-// A unit left failed by the stop is reset so its name can be reused.
+// Stop stops a unit and waits until its stop job ended: SIGTERM, then
+// SIGKILL after its TimeoutStop. A unit that is not loaded is already
+// stopped. The returned Unit tells how it ended (Result "timeout" means it
+// was killed). A unit left failed by the stop is reset so its name can be
+// reused; systemd unloads the stopped unit a moment later, when its garbage
+// collection gets to it (StartTransient of the same name waits for that).
 func (m *Manager) Stop(ctx context.Context, name string) (Unit, error) {
 	ch := make(chan string, 1)
 	err := m.do(ctx, func(c *sd.Conn) error {
