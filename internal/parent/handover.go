@@ -161,7 +161,7 @@ func (r *instances) tookOver(ctx context.Context, inst swap.Instance, rep contro
 	})
 	switch {
 	case exited:
-		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, "", began),
+		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, swap.Instance{Unit: inst.Unit}, began),
 			Err: fmt.Errorf("the new process (pid %d) exited before it was ready; the old one keeps serving", rep.PID)}
 	case ctx.Err() != nil:
 		return fmt.Errorf("hot upgrade of %s cancelled while the new process (pid %d) got ready: %w", inst.Unit, rep.PID, ctx.Err())

@@ -99,7 +99,7 @@ func (r *instances) Start(ctx context.Context, color swap.Color, version string)
 		// By unit and time, not invocation: a crash at start can be
 		// followed by systemd's restart (a new invocation) before the start
 		// is aborted, and the report wants the first attempt's last words.
-		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, "", began), Err: err}
+		return inst, &StartError{Unit: inst.Unit, Journal: r.journal(ctx, swap.Instance{Unit: inst.Unit}, began), Err: err}
 	}
 	inst.PID, inst.Since, inst.Restarts = u.MainPID, u.Since, u.Restarts
 	if t := u.Start; t != nil {
@@ -123,18 +123,19 @@ const journalWait = 3 * time.Second
 // process's last words can come after systemd's.
 const journalSettle = 300 * time.Millisecond
 
-// journal returns the failed invocation's last lines, giving journald a
-// moment to store what the process wrote just before it died.
-// Without an invocation, the unit's lines since since are used.
-func (r *instances) journal(ctx context.Context, unit, invocation string, since time.Time) []string {
+// journal returns the last lines of inst's failed invocation (with its
+// main process's), giving journald a moment to store what the process
+// wrote just before it died. Without an invocation, the unit's lines since
+// since are used.
+func (r *instances) journal(ctx context.Context, inst swap.Instance, since time.Time) []string {
 	var lines []string
 	var ended time.Time // when systemd's "Failed with result" line was first seen
 	for deadline := time.Now().Add(journalWait); time.Now().Before(deadline); {
 		var got []string
-		if invocation != "" {
-			got, _ = units.Journal(ctx, invocation, journalLines) // best effort: the error report goes on without
+		if inst.InvocationID != "" {
+			got, _ = units.Journal(ctx, inst.Unit, inst.InvocationID, inst.PID, journalLines) // best effort: the error report goes on without
 		} else {
-			got, _ = units.JournalSince(ctx, unit, since, journalLines) // likewise
+			got, _ = units.JournalSince(ctx, inst.Unit, since, journalLines) // likewise
 		}
 		for i, l := range got {
 			if len(l) > journalLineMax {
@@ -171,7 +172,7 @@ func (r *instances) Check(ctx context.Context, inst swap.Instance) error {
 		if how == "" {
 			how = "state " + u.ActiveState + "/" + u.SubState
 		}
-		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst.Unit, inst.InvocationID, inst.Since),
+		return &StartError{Unit: inst.Unit, Journal: r.journal(ctx, inst, inst.Since),
 			Err: fmt.Errorf("%s stopped after READY=1 (%s)", inst.Unit, how)}
 	}
 	return nil

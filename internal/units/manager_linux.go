@@ -336,13 +336,21 @@ func (m *Manager) List(ctx context.Context, pattern string) ([]Unit, error) {
 	return out, nil
 }
 
-// Journal returns up to n of the last journal lines of one invocation of a
+// Journal returns up to n of the last journal lines of one invocation of
 // unit (its own output and what systemd logged about it), oldest first.
-func Journal(ctx context.Context, invocationID string, n int) ([]string, error) {
+// pid, the invocation's main process, also matches its lines by unit and
+// pid: journald reads a process's output when it gets to it, and what it
+// reads after the process is gone carries the unit and pid but no
+// invocation id (a crash's last words, on a busy machine).
+func Journal(ctx context.Context, unit, invocationID string, pid, n int) ([]string, error) {
 	if invocationID == "" {
 		return nil, nil
 	}
-	return journal(ctx, n, "_SYSTEMD_INVOCATION_ID="+invocationID, "+", "INVOCATION_ID="+invocationID)
+	match := []string{"_SYSTEMD_INVOCATION_ID=" + invocationID, "+", "INVOCATION_ID=" + invocationID}
+	if pid > 0 {
+		match = append(match, "+", "_SYSTEMD_UNIT="+unit, "_PID="+strconv.Itoa(pid))
+	}
+	return journal(ctx, n, match...)
 }
 
 // JournalSince returns up to n of the last journal lines of unit since

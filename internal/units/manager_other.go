@@ -21,7 +21,9 @@ func Dial(context.Context) (*Manager, error) { return nil, errUnsupported }
 func (m *Manager) Close() error { return nil }
 
 // Journal returns an error wrapping errors.ErrUnsupported.
-func Journal(context.Context, string, int) ([]string, error) { return nil, errUnsupported }
+func Journal(context.Context, string, string, int, int) ([]string, error) {
+	return nil, errUnsupported
+}
 
 // JournalSince returns an error wrapping errors.ErrUnsupported.
 func JournalSince(context.Context, string, time.Time, int) ([]string, error) {

@@ -41,6 +41,13 @@ func service(mode string) int {
 		return 3
 	case mode == "no-ready":
 		time.Sleep(time.Hour)
+	case mode == "last-words": // ready; on SIGUSR1 it writes a line and exits 3
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		notify("READY=1")
+		<-usr1
+		fmt.Fprintln(os.Stderr, "bdtest: last words before exit")
+		return 3
 	case mode == "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		notify("READY=1")
@@ -440,4 +447,40 @@ func TestSystemdStartGivesUpOnUnitThatStaysLoaded(t *testing.T) {
 	require.ErrorIs(t, err, units.ErrUnitLoaded)
 	assert.Contains(t, err.Error(), "systemctl list-dependencies --reverse "+name)
 	assert.Less(t, time.Since(begin), 10*time.Second)
+}
+
+// A process's last line that journald reads only after the process is
+// gone carries no invocation id; Journal still finds it, by the unit and
+// the invocation's main process. Journald is frozen while the process
+// writes and exits.
+func TestSystemdJournalFindsLastWordsReadLate(t *testing.T) {
+	m := dial(t)
+	name, u, err := startService(t, m, "last-words", units.Spec{})
+	require.NoError(t, err)
+	out, err := exec.Command("systemctl", "show", "-p", "MainPID", "--value", "systemd-journald.service").Output()
+	require.NoError(t, err)
+	journald, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	require.NoError(t, err)
+	require.NotZero(t, journald, "journald runs")
+	require.NoError(t, syscall.Kill(journald, syscall.SIGSTOP))
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			_ = syscall.Kill(journald, syscall.SIGCONT) // never leave journald frozen
+		}
+	}
+	t.Cleanup(thaw)
+	require.NoError(t, syscall.Kill(u.MainPID, syscall.SIGUSR1))
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(u.MainPID, 0), syscall.ESRCH) }, 30*time.Second, 10*time.Millisecond,
+		"the process wrote its line and exited (systemd reaped it)")
+	thaw()
+	var last atomic.Value
+	if !assert.Eventually(t, func() bool {
+		lines, _ := units.Journal(t.Context(), name, u.InvocationID, u.MainPID, 20) // an error: read again
+		last.Store(lines)
+		return strings.Contains(strings.Join(lines, "\n"), "last words before exit")
+	}, journalWait, 50*time.Millisecond) {
+		t.Fatalf("the line written before the exit is not in the journal of invocation %s; last read: %q", u.InvocationID, last.Load())
+	}
 }
