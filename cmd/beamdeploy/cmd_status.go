@@ -53,6 +53,8 @@ func printStatus(w io.Writer, st control.Status) {
 	if a := st.Active; a != nil {
 		fmt.Fprintf(w, "active:     %s  release %s  pid %d  since %s (%s ago)\n", a.Unit, a.Release, a.PID,
 			a.Since.Local().Format(time.DateTime), st.Now.Sub(a.Since).Round(time.Second))
+	} else if st.Adopting {
+		fmt.Fprintln(w, "active:     not known yet (the parent just started and is adopting the running instances; ask again)")
 	} else {
 		fmt.Fprintf(w, "active:     none (deploy with: beamdeploy upgrade %s TARBALL)\n", st.App)
 	}

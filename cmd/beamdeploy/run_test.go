@@ -387,3 +387,14 @@ func TestHistoryTable(t *testing.T) {
 	assert.Regexp(t, `upgrade\s+blue-green\s+1\.0\.0\s+ok\s+alice \(uid 1001\)\s+abababababab\s+fix login$`, lines[2])
 	assert.Regexp(t, `-\s+blue-green\s+0\.9\.0\s+ok\s+-\s+-\s+-$`, lines[3])
 }
+
+// Without an active instance, status says whether none runs or a
+// restarted parent has not adopted it yet.
+func TestPrintStatusWithoutActive(t *testing.T) {
+	var b bytes.Buffer
+	printStatus(&b, control.Status{App: "hello", Adopting: true})
+	assert.Contains(t, b.String(), "active:     not known yet (the parent just started")
+	b.Reset()
+	printStatus(&b, control.Status{App: "hello"})
+	assert.Contains(t, b.String(), "active:     none (deploy with: beamdeploy upgrade hello TARBALL)")
+}

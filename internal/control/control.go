@@ -47,6 +47,7 @@ type Status struct {
 	MessageType string         `json:"message_type"` // TypeStatus
 	App         string         `json:"app"`
 	Upgrading   bool           `json:"upgrading"`
+	Adopting    bool           `json:"adopting,omitempty"` // a restarted parent is still adopting its running instances: Active may be nil meanwhile
 	Phase       swap.Phase     `json:"phase"`
 	Swap        string         `json:"swap,omitempty"`
 	Target      string         `json:"target,omitempty"`

@@ -66,7 +66,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, control.Status{
 		MessageType: control.TypeStatus, App: s.app,
-		Upgrading: st.Upgrading, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
+		Upgrading: st.Upgrading, Adopting: st.Adopting, Phase: st.Phase, Swap: st.Swap, Target: st.Target,
 		Active: st.Active, Draining: st.Draining, LastSwap: st.Last, History: s.machine.Record().History,
 		ParentPID: os.Getpid(), Systemd: s.systemd, FDPath: s.fdPath, Listeners: s.listeners, Now: time.Now().UTC(),
 		Lock: s.state.get().Lock,

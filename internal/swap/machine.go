@@ -212,7 +212,14 @@ func (m *Machine) statusLocked() Status {
 	if m.phase == PhaseStarting && m.intent != nil {
 		starting = m.intent.Color
 	}
+	adopting := false
+	select {
+	case <-m.restored:
+	default:
+		adopting = true
+	}
 	return Status{
+		Adopting:  adopting,
 		Active:    clone(m.active),
 		Draining:  clone(m.draining),
 		Incoming:  clone(m.incoming),

@@ -372,8 +372,12 @@ func TestRestoreHoldsSwapsUntilItEnds(t *testing.T) {
 	<-listed
 	assert.Never(t, func() bool { return len(done) > 0 || len(rt.Calls()) > 0 }, 100*time.Millisecond, 10*time.Millisecond,
 		"the swap waits while the parent looks at what runs")
+	st := m.Status()
+	assert.True(t, st.Adopting, "status says the active instance is not known yet")
+	assert.Nil(t, st.Active)
 	close(proceed)
 	require.NoError(t, <-restored)
+	assert.False(t, m.Status().Adopting)
 	require.NoError(t, <-done)
 	assert.Equal(t, &blue, adopted.Keep)
 	assert.Equal(t, []string{"stop app@green.service", "start app@green.service 3", "stop app@blue.service"}, rt.Calls(),

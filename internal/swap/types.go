@@ -183,6 +183,10 @@ type Status struct {
 	// Starting is the colour of the instance being started, until it is
 	// ready (then it is Incoming) or its start failed; empty otherwise.
 	Starting Color `json:"starting,omitempty"`
+	// Adopting: a restarted parent has not yet decided which running
+	// instance is the active one (Restore has not ended); Active may be
+	// nil while an instance serves.
+	Adopting bool `json:"adopting,omitempty"`
 }
 
 // State is what the machine asks to have persisted (see Options.Save).
