@@ -42,8 +42,11 @@ type result struct {
 	WrongSlow int            `json:"slow_not_from_old_release,omitempty"` // S4: in-flight requests not answered by the old release
 	ReadyMS   float64        `json:"median_ready_ms,omitempty"`
 	StopMS    float64        `json:"median_stop_ms,omitempty"`
-	SwapMS    float64        `json:"median_swap_ms"`
-	Pool      *poolStats     `json:"idle_pool,omitempty"` // S3's idle keep-alive pool (also counted above)
+	// RestMS is what a swap spends besides start→READY and the old
+	// instance's drain: staging the upload, the settle window, hooks.
+	RestMS float64    `json:"median_rest_ms,omitempty"`
+	SwapMS float64    `json:"median_swap_ms"`
+	Pool   *poolStats `json:"idle_pool,omitempty"` // S3's idle keep-alive pool (also counted above)
 	// Breakdowns: beamdeploy, where each swap's start went; Breakdown: the
 	// median of each part.
 	Breakdowns []breakdown      `json:"start_breakdown,omitempty"`
@@ -93,10 +96,13 @@ func summarise(sys, name string, sc scenario, rate float64, samples []loadgen.Sa
 		res.SwapError = swapErr.Error()
 	}
 	var in, out []time.Duration
-	var ready, stop, total []time.Duration
+	var ready, stop, rest, total []time.Duration
 	for _, w := range swaps {
 		res.Windows = append(res.Windows, [2]time.Time{w.Begin, w.End})
 		ready, stop, total = append(ready, w.Ready), append(stop, w.Stop), append(total, w.End.Sub(w.Begin))
+		if w.Ready > 0 || w.Stop > 0 {
+			rest = append(rest, w.End.Sub(w.Begin)-w.Ready-w.Stop)
+		}
 	}
 	for _, s := range samples {
 		if s.Class != "" {
@@ -115,6 +121,9 @@ func summarise(sys, name string, sc scenario, rate float64, samples []loadgen.Sa
 	}
 	res.InWindows, res.Outside = summary(in), summary(out)
 	res.ReadyMS, res.StopMS, res.SwapMS = median(ready), median(stop), median(total)
+	if len(rest) > 0 {
+		res.RestMS = median(rest)
+	}
 	return res
 }
 
@@ -248,7 +257,7 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s. Load: open model at %.0f req/s (40%% of the app's %.0f req/s capacity, direct); %d swaps per scenario.\n\n",
 		r.Machine, r.Rate, r.CapacityDirect, r.Swaps)
-	fmt.Fprintf(&b, "| system | scenario | sent | failed | p50 / p99 / p99.9 / max in swap windows (ms) | p99 outside (ms) | swap (ms) |\n|---|---|---:|---|---|---:|---:|\n")
+	fmt.Fprintf(&b, "| system | scenario | sent | failed | p50 / p99 / p99.9 / max in swap windows (ms) | p99 outside (ms) | swap (ms) = start→READY + settle etc. + drain |\n|---|---|---:|---|---|---:|---|\n")
 	for _, res := range r.Results {
 		failed := fmt.Sprint(res.Failed)
 		if len(res.ByClass) > 0 {
@@ -264,8 +273,12 @@ func (r *report) markdown() string {
 		if res.Swaps == 0 {
 			w = "no swaps"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.1f | %.0f |\n",
-			res.System, res.Scenario, res.Sent, failed, w, res.Outside.P99, res.SwapMS)
+		split := "" // a system that does not tell the parts (systemctl restart)
+		if res.RestMS > 0 {
+			split = fmt.Sprintf(" = %.0f + %.0f + %.0f", res.ReadyMS, res.RestMS, res.StopMS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.1f | %.0f%s |\n",
+			res.System, res.Scenario, res.Sent, failed, w, res.Outside.P99, res.SwapMS, split)
 	}
 	fmt.Fprintf(&b, "\nbeamdeploy: steady-state throughput %.0f req/s vs %.0f direct (%.2fx); parent RSS %.1f MB, fds %d before and %d after all swaps; staging %.0f MB/s; app time-to-READY %.1f ms.\n",
 		r.CapacityBeamdeploy, r.CapacityDirect, r.CapacityBeamdeploy/max(r.CapacityDirect, 1), float64(r.ParentRSSKB)/1024, r.ParentFDsBefore, r.ParentFDs, r.StagingMBps, r.AppReady)
