@@ -274,7 +274,7 @@ func (r *report) markdown() string {
 			w = "no swaps"
 		}
 		split := "" // a system that does not tell the parts (systemctl restart)
-		if res.RestMS > 0 {
+		if res.ReadyMS > 0 || res.StopMS > 0 {
 			split = fmt.Sprintf(" = %.0f + %.0f + %.0f", res.ReadyMS, res.RestMS, res.StopMS)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.1f | %.0f%s |\n",

@@ -21,4 +21,6 @@ func TestMarkdownSplitsTheSwap(t *testing.T) {
 	md := (&report{Results: []result{bd, restart}}).markdown()
 	assert.Contains(t, md, "| 620 = 65 + 530 + 25 |")
 	assert.Contains(t, md, "| 40 |", "no parts for a system that does not tell them")
+	overlap := summarise("SO_REUSEPORT", "S1", scenario{Path: "/"}, 100, nil, []swapTiming{{Begin: t0, End: t0.Add(5 * ms), Ready: 4 * ms, Stop: ms}}, nil)
+	assert.Contains(t, (&report{Results: []result{overlap}}).markdown(), "| 5 = 4 + 0 + 1 |", "nothing besides start and drain")
 }
