@@ -113,36 +113,41 @@ func (s *bdSystem) upgrade(ctx context.Context, tarball string) (control.Result,
 	return control.Result{}, errors.New("upgrade printed no result")
 }
 
-// parentStats reads the parent's RSS (kB) and open fd count.
-func (s *bdSystem) parentStats() (rssKB, fds int, err error) {
+// parentPID asks beamdeploy status for the parent's pid.
+func (s *bdSystem) parentPID() (int, error) {
 	out, err := exec.Command(s.bin, "--json", "status", s.app).Output()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	var st control.Status
 	if err := json.Unmarshal(out, &st); err != nil {
+		return 0, err
+	}
+	return st.ParentPID, nil
+}
+
+// parentStats reads the parent's RSS (kB) and open fd count.
+func (s *bdSystem) parentStats() (rssKB, fds int, err error) {
+	pid, err := s.parentPID()
+	if err != nil {
 		return 0, 0, err
 	}
-	return procStats(st.ParentPID)
+	return procStats(pid)
 }
 
 // parentMemory splits the parent's resident set: the pages of its
 // executable (text and read-only data mapped from the file, shared with
 // every other beamdeploy process) and the rest (heap, stacks, runtime).
 func (s *bdSystem) parentMemory() (exeKB, otherKB int, err error) {
-	out, err := exec.Command(s.bin, "--json", "status", s.app).Output()
+	pid, err := s.parentPID()
 	if err != nil {
 		return 0, 0, err
 	}
-	var st control.Status
-	if err := json.Unmarshal(out, &st); err != nil {
-		return 0, 0, err
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.ParentPID))
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return 0, 0, err
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", st.ParentPID))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return 0, 0, err
 	}
