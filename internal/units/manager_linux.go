@@ -359,10 +359,17 @@ func JournalSince(ctx context.Context, unit string, since time.Time, n int) ([]s
 	return journal(ctx, n, "-u", unit, "--since", fmt.Sprintf("@%d.%06d", since.Unix(), since.Nanosecond()/1000))
 }
 
+// syncWait bounds the wait for journald to store what it has received.
+const syncWait = time.Second
+
 func journal(ctx context.Context, n int, match ...string) ([]string, error) {
 	// Ask journald to store what it has received first: without it a line
-	// the process wrote just before it died may not be readable yet.
-	_ = exec.CommandContext(ctx, "journalctl", "--sync").Run() // best effort: reading goes on without
+	// the process wrote just before it died may not be readable yet. A
+	// stuck journald would hold --sync forever; reading the files does not
+	// need journald.
+	sctx, cancel := context.WithTimeout(ctx, syncWait)
+	_ = exec.CommandContext(sctx, "journalctl", "--sync").Run() // best effort: reading goes on without
+	cancel()
 	args := append([]string{"--no-pager", "--quiet", "-o", "short-precise", "-n", strconv.Itoa(n)}, match...)
 	out, err := exec.CommandContext(ctx, "journalctl", args...).Output()
 	if err != nil {

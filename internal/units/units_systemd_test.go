@@ -474,6 +474,19 @@ func TestSystemdJournalFindsLastWordsReadLate(t *testing.T) {
 	require.NoError(t, syscall.Kill(u.MainPID, syscall.SIGUSR1))
 	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(u.MainPID, 0), syscall.ESRCH) }, 30*time.Second, 10*time.Millisecond,
 		"the process wrote its line and exited (systemd reaped it)")
+	// A frozen journald does not hold a reader (a failure report) up: its
+	// request to store what journald has received gives up.
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		_, _ = units.Journal(t.Context(), name, u.InvocationID, u.MainPID, 20)
+	}()
+	select {
+	case <-read:
+	case <-time.After(30 * time.Second):
+		thaw()
+		t.Fatal("reading the journal waited on a frozen journald")
+	}
 	thaw()
 	var last atomic.Value
 	if !assert.Eventually(t, func() bool {
