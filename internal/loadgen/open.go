@@ -79,7 +79,11 @@ func (s *samples) sorted() []Sample {
 // ctx ends are waited for.
 func RunOpen(ctx context.Context, o OpenOptions) []Sample {
 	o = o.withDefaults()
-	tr := &http.Transport{DisableKeepAlives: !o.KeepAlive, MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024, IdleConnTimeout: o.IdleTimeout}
+	tr := &http.Transport{DisableKeepAlives: !o.KeepAlive, MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024, IdleConnTimeout: o.IdleTimeout,
+		// A request that times out leaves its dial going (net/http): without
+		// this bound a stalled server collects dials until the load generator
+		// runs out of file descriptors.
+		MaxConnsPerHost: o.MaxInFlight}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: o.Timeout}
 	n := int(o.Rate * o.Duration.Seconds())
