@@ -30,7 +30,8 @@ import (
 const (
 	floodConns      = 20_000                 // connections the flooder opens to the control socket
 	floodBrokerConn = 1_000                  // ... and to the fd broker
-	statusBound     = time.Second            // root's status answers within this during the flood, every call
+	statusBound     = time.Second            // root's status answers within this during the flood (but see statusExcused)
+	statusHardBound = 10 * time.Second       // ... and within this, every call, whatever the machine does
 	rssBound        = 40 << 20               // the parent's VmRSS stays below this
 	statusSamples   = 5                      // at least this many status calls during the flood
 	stallShown      = 100 * time.Millisecond // the test's own scheduling gaps it reports when a call is slow
@@ -170,29 +171,49 @@ func TestSystemdControlSocketFlood(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, reports[1].Opened, floodConns, "the flooder opened its connections to the control socket")
 	assert.GreaterOrEqual(t, len(lat), statusSamples)
-	// Every call answers within statusBound. For one that does not, the
-	// message says where the time went: the parent logs a slow request
-	// with its stages (gate, reading the request, handler), and the probe
-	// says whether this process, which runs the CLI, was itself kept off
-	// the CPU meanwhile.
-	var slow []statusCall
+	// Every call answers within statusBound, unless the machine kept the
+	// parent off the CPU for longer than the call's excess (statusExcused);
+	// every call answers within statusHardBound; and at least half of them
+	// within statusBound without excuse, so that root waiting behind the
+	// flood (every call slow) fails even on a busy machine. For a call that
+	// fails, the message says where the time went: the parent logs a slow
+	// request with its stages (gate, reading the request, handler), and the
+	// probe says whether this process, which runs the CLI, was itself kept
+	// off the CPU meanwhile.
+	var slow, excused []statusCall
+	var waits []string
 	for _, c := range calls {
-		if c.took >= statusBound {
-			slow = append(slow, c)
+		if c.took < statusBound {
+			continue
 		}
+		waited := rss.waited(c.began, c.began.Add(c.took))
+		if statusExcused(c.took, waited) {
+			excused = append(excused, c)
+			t.Logf("root's status call of %s excused: the parent's threads waited for a CPU %s meanwhile (the machine, not the parent)", fmtCalls([]statusCall{c}), waited.Round(time.Millisecond))
+			continue
+		}
+		slow = append(slow, c)
+		waits = append(waits, waited.Round(time.Millisecond).String())
 	}
-	if len(slow) > 0 {
-		waits := make([]string, len(slow))
-		for i, c := range slow {
-			waits[i] = rss.waited(c.began, c.began.Add(c.took)).Round(time.Millisecond).String()
-		}
+	if len(slow) > 0 || 2*(len(slow)+len(excused)) > len(calls) {
 		out, _ := exec.Command("journalctl", "--no-pager", "-o", "short-precise", "-u", a.name+".service", "--grep", "slow control request").CombinedOutput() // diagnostics only
-		t.Errorf("root's status calls during the flood slower than %s: %s (all: %s)\nthe parent's threads waited for a CPU meanwhile, in all: %s\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
-			statusBound, fmtCalls(slow), fmtDurations(lat), strings.Join(waits, ", "), out, fmtStalls(gaps))
+		t.Errorf("root's status calls during the flood slower than %s: %s, and %s with the parent kept off the CPU (all: %s)\nthe parent's threads waited for a CPU meanwhile, in all: %s\nthe parent's log of slow requests:\n%s\nthis process kept off the CPU: %s",
+			statusBound, fmtCalls(slow), fmtCalls(excused), fmtDurations(lat), strings.Join(waits, ", "), out, fmtStalls(gaps))
 	}
 	assert.Less(t, peak.rss, int64(rssBound), "the parent's VmRSS during the flood")
 	assert.Less(t, peak.fds, 2*(gate.DefaultTotal+gate.DefaultBacklog), "the parent's descriptors during the flood")
 	requireServing(t, a, "1.1.0")
+}
+
+// statusExcused reports whether a status call that took took (at least
+// statusBound) is the machine's doing rather than the parent's: the
+// parent's threads waited for a CPU, summed over them, for at least the
+// call's time beyond statusBound meanwhile, and the call still answered
+// within statusHardBound. On a machine whose cores other processes keep
+// busy, the kernel can hold the parent off the CPU for seconds; nothing in
+// beamdeploy can prevent that (README, "Not there yet").
+func statusExcused(took, waited time.Duration) bool {
+	return took < statusHardBound && waited >= took-statusBound
 }
 
 // fmtDurations formats durations rounded to the millisecond.
@@ -445,7 +466,7 @@ func startStatusSampler(t *testing.T, a *app) *statusSampler {
 	go func() {
 		defer close(s.done)
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), statusHardBound)
 			began := time.Now()
 			out, err := exec.CommandContext(ctx, a.bin, "--json", "status", a.name).CombinedOutput()
 			took := time.Since(began)
