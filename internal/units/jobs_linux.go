@@ -31,9 +31,12 @@ import (
 // failed (the process exited, or missed TimeoutStart, before READY=1):
 // systemd 252 and 257 fail the start job and go on restarting the unit
 // (up to the start limit). So the wait also watches the unit in case the
-// job signal is late or lost, and once the first attempt has ended it
-// stops the unit and returns a *JobError with that attempt's exit,
-// service result and InvocationID; the unit is then stopped, not failed.
+// job signal is late or lost, and once the first attempt has ended before
+// READY=1 it stops the unit and returns a *JobError with that attempt's
+// exit, service result and InvocationID; the unit is then stopped, not
+// failed. An attempt that sent READY=1 and ended right after did start:
+// the unit is returned without error, possibly waiting to restart (no
+// main process); what it did after READY=1 is the caller's to judge.
 func (m *Manager) StartTransient(ctx context.Context, name string, spec Spec) (Unit, error) {
 	props, err := spec.properties()
 	if err != nil {
@@ -173,7 +176,7 @@ const restartPoll = 20 * time.Millisecond
 func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan string) (Unit, error) {
 	first, _ := m.Unit(ctx, name) // its InvocationID names the first attempt; an error leaves it empty
 	if first.Restarts > 0 || first.autoRestarting() {
-		return m.abortStart(ctx, name, first, Unit{})
+		return m.firstAttemptEnded(ctx, name, ch, first, Unit{})
 	}
 	tick := time.NewTicker(restartPoll)
 	defer tick.Stop()
@@ -183,10 +186,11 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 			u, _ := m.Unit(context.WithoutCancel(ctx), name) // best effort, for the caller's report
 			return u, fmt.Errorf("wait for start job of %s: %w", name, ctx.Err())
 		case result := <-ch:
-			// systemd fails the job and then restarts the unit anyway;
-			// READY=1 may also have come from a later attempt.
+			// "done": the first attempt sent READY=1 (what it did after
+			// is the caller's to judge). Otherwise systemd failed the job
+			// and goes on restarting the unit.
 			u, err := m.finish(ctx, name, "start", result)
-			if u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running()) {
+			if result != "done" && (u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running())) {
 				return m.abortStart(ctx, name, u, first)
 			}
 			return u, err
@@ -199,13 +203,42 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 				first.InvocationID = u.InvocationID
 			}
 			if u.Restarts > 0 || u.autoRestarting() || (u.InvocationID != "" && u.InvocationID != first.InvocationID) {
-				return m.abortStart(ctx, name, u, first)
+				return m.firstAttemptEnded(ctx, name, ch, u, first)
 			}
 			if result := settled(u, "start"); result != "" {
 				return m.finish(ctx, name, "start", result)
 			}
 		}
 	}
+}
+
+// jobResultWait bounds how long firstAttemptEnded waits for the result of
+// a start job that systemd has already finished: the signal is on its way,
+// but a process kept off the CPU can take a while to read it.
+const jobResultWait = 5 * time.Second
+
+// firstAttemptEnded decides a start whose first attempt is seen to have
+// ended (u, as last seen). The start job's result decides, not when this
+// process looked: an attempt that sent READY=1 and died a moment later
+// finished the job "done", and a process kept off the CPU meanwhile sees
+// only the death. So once the job is gone, its result (already sent) is
+// waited for; "done" is a start that succeeded. Otherwise (the job
+// failed, is still there, or its signal was lost) the unit is stopped and
+// the first attempt reported (abortStart).
+func (m *Manager) firstAttemptEnded(ctx context.Context, name string, ch <-chan string, u, first Unit) (Unit, error) {
+	if u.Job == 0 {
+		t := time.NewTimer(jobResultWait)
+		defer t.Stop()
+		select {
+		case result := <-ch:
+			if result == "done" {
+				return m.finish(ctx, name, "start", result)
+			}
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return m.abortStart(ctx, name, u, first)
 }
 
 // abortStart stops a unit whose first start attempt failed and reports

@@ -31,13 +31,17 @@ func TestMain(m *testing.M) {
 }
 
 // service runs as a Type=notify service: "ready-after=D", "crash",
-// "no-ready", "ignore-term", "serve-fds".
+// "ready-then-crash", "no-ready", "ignore-term", "serve-fds".
 func service(mode string) int {
 	switch {
 	case mode == "serve-fds":
 		return serveFDs()
 	case mode == "crash":
 		fmt.Fprintln(os.Stderr, "bdtest: crashing at start as asked")
+		return 3
+	case mode == "ready-then-crash": // READY=1, then at once what "crash" does
+		notify("READY=1")
+		fmt.Fprintln(os.Stderr, "bdtest: crashing right after READY=1 as asked")
 		return 3
 	case mode == "no-ready":
 		time.Sleep(time.Hour)
@@ -265,6 +269,23 @@ func TestSystemdRestartingUnitTimeoutWithoutReadyFails(t *testing.T) {
 	assert.Equal(t, "timeout", je.ServiceResult)
 	assert.NotContains(t, je.Exit, "restarted", "the first start's timeout ends the start; systemd does not retry it")
 	assert.Less(t, time.Since(begin), 10*time.Second) // loose: 1 s timeout, a busy machine
+}
+
+// A first attempt that sent READY=1 and died right after did start: systemd
+// finished the start job "done" before the death, and this process reading
+// the unit only after it (a busy machine) must not turn that into a failed
+// start. The death is for the caller to judge (the swap's settle window);
+// systemd restarts the unit.
+func TestSystemdRestartingUnitReadyThenCrashStarted(t *testing.T) {
+	m := dial(t)
+	name, u, err := startService(t, m, "ready-then-crash", units.Spec{RestartDelay: restartDelay})
+	require.NoError(t, err, "the start job finished done: READY=1 came before the crash")
+	assert.NotZero(t, u.Activated, "the unit became active")
+	require.NotEmpty(t, u.InvocationID)
+	require.Eventually(t, func() bool {
+		after, err := m.Unit(t.Context(), name)
+		return err == nil && after.Restarts > 0
+	}, 30*time.Second, 20*time.Millisecond, "systemd restarts the unit")
 }
 
 // killMain sends SIGKILL to the main process of u.
