@@ -189,8 +189,11 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 			// "done": the first attempt sent READY=1 (what it did after
 			// is the caller's to judge). Otherwise systemd failed the job
 			// and goes on restarting the unit.
+			if result == "done" {
+				return m.started(ctx, name, first)
+			}
 			u, err := m.finish(ctx, name, "start", result)
-			if result != "done" && (u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running())) {
+			if u.Restarts > 0 || u.autoRestarting() || (err != nil && u.Running()) {
 				return m.abortStart(ctx, name, u, first)
 			}
 			return u, err
@@ -213,32 +216,47 @@ func (m *Manager) waitFirstStart(ctx context.Context, name string, ch <-chan str
 }
 
 // jobResultWait bounds how long firstAttemptEnded waits for the result of
-// a start job that systemd has already finished: the signal is on its way,
-// but a process kept off the CPU can take a while to read it.
+// the start job, which systemd finished once the first attempt ended: the
+// signal is on its way, but a process kept off the CPU can take a while
+// to read it.
 const jobResultWait = 5 * time.Second
 
 // firstAttemptEnded decides a start whose first attempt is seen to have
 // ended (u, as last seen). The start job's result decides, not when this
 // process looked: an attempt that sent READY=1 and died a moment later
-// finished the job "done", and a process kept off the CPU meanwhile sees
-// only the death. So once the job is gone, its result (already sent) is
-// waited for; "done" is a start that succeeded. Otherwise (the job
-// failed, is still there, or its signal was lost) the unit is stopped and
-// the first attempt reported (abortStart).
+// finished the job "done", while a process kept off the CPU meanwhile sees
+// only the death, and after RestartDelay a restart job and NRestarts too.
+// systemd finishes the start job when the first attempt ends (READY=1:
+// "done"; an end before it: "failed"; the default RestartMode=normal,
+// which beamdeploy does not change), so its result is waited for. "done"
+// is a start that succeeded, reported with the first attempt's
+// invocation (its journal tells what followed); otherwise, or when the
+// signal was lost, the unit is stopped and the first attempt reported
+// (abortStart).
 func (m *Manager) firstAttemptEnded(ctx context.Context, name string, ch <-chan string, u, first Unit) (Unit, error) {
-	if u.Job == 0 {
-		t := time.NewTimer(jobResultWait)
-		defer t.Stop()
-		select {
-		case result := <-ch:
-			if result == "done" {
-				return m.finish(ctx, name, "start", result)
-			}
-		case <-t.C:
-		case <-ctx.Done():
+	t := time.NewTimer(jobResultWait)
+	defer t.Stop()
+	select {
+	case result := <-ch:
+		if result == "done" {
+			return m.started(ctx, name, first)
 		}
+	case <-t.C:
+	case <-ctx.Done():
+		return u, fmt.Errorf("wait for start job of %s: %w", name, ctx.Err())
 	}
 	return m.abortStart(ctx, name, u, first)
+}
+
+// started is finish for a start job that finished "done": the unit as it
+// is now, under the first attempt's invocation when it is known (a later
+// attempt may run already).
+func (m *Manager) started(ctx context.Context, name string, first Unit) (Unit, error) {
+	u, err := m.finish(ctx, name, "start", "done")
+	if first.InvocationID != "" {
+		u.InvocationID = first.InvocationID
+	}
+	return u, err
 }
 
 // abortStart stops a unit whose first start attempt failed and reports

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // service runs as a Type=notify service: "ready-after=D", "crash",
-// "ready-then-crash", "no-ready", "ignore-term", "serve-fds".
+// "ready-then-crash-once=FILE", "no-ready", "ignore-term", "serve-fds".
 func service(mode string) int {
 	switch {
 	case mode == "serve-fds":
@@ -39,10 +40,17 @@ func service(mode string) int {
 	case mode == "crash":
 		fmt.Fprintln(os.Stderr, "bdtest: crashing at start as asked")
 		return 3
-	case mode == "ready-then-crash": // READY=1, then at once what "crash" does
+	case strings.HasPrefix(mode, "ready-then-crash-once="): // READY=1, then at once what "crash" does, if the file is not there yet
+		if f, err := os.OpenFile(strings.TrimPrefix(mode, "ready-then-crash-once="), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			_ = f.Close()
+			notify("READY=1")
+			fmt.Fprintln(os.Stderr, "bdtest: crashing right after READY=1 as asked")
+			return 3
+		}
 		notify("READY=1")
-		fmt.Fprintln(os.Stderr, "bdtest: crashing right after READY=1 as asked")
-		return 3
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
 	case mode == "no-ready":
 		time.Sleep(time.Hour)
 	case mode == "last-words": // ready; on SIGUSR1 it writes a line and exits 3
@@ -275,17 +283,28 @@ func TestSystemdRestartingUnitTimeoutWithoutReadyFails(t *testing.T) {
 // finished the start job "done" before the death, and this process reading
 // the unit only after it (a busy machine) must not turn that into a failed
 // start. The death is for the caller to judge (the swap's settle window);
-// systemd restarts the unit.
+// systemd restarts the unit. With a restart delay of 1 ms systemd queues
+// the restart job (and counts the restart) at once, so on a busy machine
+// this process often looks only after that, as after 100 ms for a process
+// kept off the CPU.
 func TestSystemdRestartingUnitReadyThenCrashStarted(t *testing.T) {
-	m := dial(t)
-	name, u, err := startService(t, m, "ready-then-crash", units.Spec{RestartDelay: restartDelay})
-	require.NoError(t, err, "the start job finished done: READY=1 came before the crash")
-	assert.NotZero(t, u.Activated, "the unit became active")
-	require.NotEmpty(t, u.InvocationID)
-	require.Eventually(t, func() bool {
-		after, err := m.Unit(t.Context(), name)
-		return err == nil && after.Restarts > 0
-	}, 30*time.Second, 20*time.Millisecond, "systemd restarts the unit")
+	for _, delay := range []time.Duration{restartDelay, time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			m := dial(t)
+			mode := "ready-then-crash-once=" + filepath.Join(t.TempDir(), "crashed")
+			name, u, err := startService(t, m, mode, units.Spec{RestartDelay: delay})
+			require.NoError(t, err, "the start job finished done: READY=1 came before the crash")
+			assert.NotZero(t, u.Activated, "the unit became active")
+			require.NotEmpty(t, u.InvocationID)
+			var after units.Unit
+			if !assert.Eventually(t, func() bool {
+				after, err = m.Unit(t.Context(), name)
+				return err == nil && after.Restarts == 1 && after.ActiveState == "active"
+			}, 30*time.Second, 20*time.Millisecond) {
+				t.Fatalf("systemd restarts the unit: last seen %+v, %v", after, err)
+			}
+		})
+	}
 }
 
 // killMain sends SIGKILL to the main process of u.
